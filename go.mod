@@ -1,0 +1,15 @@
+module github.com/nixlive/nixlive
+
+go 1.26.8
+
+require (
+	github.com/DataDog/zstd v1.5.7
+	github.com/nix-community/go-nix v0.0.0-20250101154619-4bdde671e0a1
+	github.com/pierrec/lz4/v4 v4.1.33
+	github.com/stretchr/testify v1.12.1
+	github.com/ulikunitz/xz v0.5.17
+	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect

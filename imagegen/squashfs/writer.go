@@ -1,0 +1,751 @@
+package squashfs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/bits"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/DataDog/zstd"
+)
+
+// File is where an image is written. WriteAt fills in the superblock at
+// Close; ReadAt lets a file that turns out to share its first blocks with an
+// earlier one copy their compressed form instead of compressing them again.
+// *os.File satisfies it.
+type File interface {
+	io.WriterAt
+	io.ReaderAt
+}
+
+// Options control the image. The zero value gives NixOS's choices: zstd
+// level 19, 1 MiB blocks.
+type Options struct {
+	Compression Compression
+	// BlockSize is the data block size, a power of two from 4 KiB to 1 MiB.
+	BlockSize int
+	// ModTime is the image's creation time and the mtime of directories the
+	// Writer creates implicitly (SOURCE_DATE_EPOCH, for reproducible images).
+	ModTime time.Time
+	// Workers is the number of compressing goroutines (default GOMAXPROCS).
+	// It changes the speed, never the bytes.
+	Workers int
+	// AlwaysUseFragments packs the tails of files larger than a block into
+	// fragments too (mksquashfs -always-use-fragments).
+	AlwaysUseFragments bool
+	// NoDuplicates turns duplicate detection off (mksquashfs -no-duplicates).
+	NoDuplicates bool
+	// Progress, when set, is called from the adding goroutine with the
+	// number of content bytes taken in so far.
+	Progress func(contentBytes int64)
+}
+
+// DefaultBlockSize is NixOS's block size (mksquashfs -b 1048576).
+const DefaultBlockSize = 1 << 20
+
+// Header describes one entry, as tar.Header does.
+type Header struct {
+	// Name is the slash-separated path inside the image; "" or "." is the
+	// root directory, whose attributes may be set this way.
+	Name string
+	// Mode holds the type (fs.ModeDir, fs.ModeSymlink, or none for a regular
+	// file) and the permission bits, including setuid, setgid and sticky.
+	Mode     fs.FileMode
+	Size     int64  // regular files only
+	Linkname string // symlinks only
+	ModTime  time.Time
+	Uid, Gid uint32
+}
+
+// ErrWriteTooLong is returned when more is written than the header's Size.
+var ErrWriteTooLong = errors.New("squashfs: write too long")
+
+// Writer writes a squashfs image. Its methods must be called from one
+// goroutine; compression happens on Options.Workers goroutines behind it.
+type Writer struct {
+	opts  Options
+	f     File
+	bs    int
+	nodes map[string]*node
+	root  *node
+	cur   *fileState
+	taken int64 // content bytes taken in, for Progress
+
+	// duplicate detection: files with at least one full block by size and
+	// first-block hash; smaller files by size and content hash.
+	big   map[dedupKey][]*fileData
+	small map[dedupKey]*fileData
+
+	frag      []byte // the fragment block being filled
+	fragCount uint32
+
+	// pipeline
+	work      chan *job
+	order     chan *job
+	sinkDone  chan struct{}
+	workersWG sync.WaitGroup
+	srcPool   sync.Pool
+	dstPool   sync.Pool
+	sink      *sink
+	fragments []fragmentEntry // written by the sink goroutine
+
+	errMu  sync.Mutex
+	err    error
+	closed bool
+}
+
+type dedupKey struct {
+	size int64
+	hash [32]byte
+}
+
+// node is one entry of the tree; the tables are made from the tree at Close.
+type node struct {
+	name     string
+	mode     fs.FileMode
+	mtime    uint32
+	uid, gid uint32
+	linkname string
+	explicit bool
+	children []*node
+	file     *fileData
+
+	number uint32  // inode number, assigned at Close
+	ref    metaRef // where the inode is in the inode table
+}
+
+func (n *node) isDir() bool { return n.mode.IsDir() }
+
+// fileData is a regular file's data as the inode will describe it.
+type fileData struct {
+	size    int64
+	start   uint64   // set by the sink
+	sizes   []uint32 // one per block not in a fragment; 0 marks a sparse block
+	frag    uint32
+	fragOff uint32
+	dupOf   *fileData
+
+	hashes   [][32]byte // one per full block
+	tailHash [32]byte
+}
+
+// fileState is the regular file currently being written.
+type fileState struct {
+	path    string
+	fd      *fileData
+	written int64
+	buf     []byte // the block being filled
+	block   int    // index of the next full block
+	// cands are earlier files whose blocks so far equal this one's; while
+	// there are any, nothing of this file is compressed.
+	cands     []*fileData
+	tentative bool
+	started   bool
+}
+
+type jobKind int
+
+const (
+	jobData  jobKind = iota // compress src, the block idx of fd
+	jobFrag                 // compress src, fragment block fragIdx
+	jobCopy                 // copy the first n blocks of from
+	jobStart                // fd's data starts here
+)
+
+type job struct {
+	kind    jobKind
+	fd      *fileData
+	idx     int
+	fragIdx uint32
+	src     []byte
+	out     []byte // nil: store src uncompressed
+	dst     []byte // pooled storage behind out
+	from    *fileData
+	n       int
+	done    chan struct{}
+	err     error
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// NewWriter starts an image in f at offset 0.
+func NewWriter(f File, opts Options) (*Writer, error) {
+	c, err := opts.Compression.normalize()
+	if err != nil {
+		return nil, err
+	}
+	opts.Compression = c
+	if opts.BlockSize == 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if bs := opts.BlockSize; bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 {
+		return nil, fmt.Errorf("squashfs: block size %d: want a power of two from 4096 to 1048576", bs)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.ModTime.IsZero() {
+		opts.ModTime = time.Unix(0, 0)
+	}
+	w := &Writer{
+		opts:  opts,
+		f:     f,
+		bs:    opts.BlockSize,
+		nodes: map[string]*node{},
+		big:   map[dedupKey][]*fileData{},
+		small: map[dedupKey]*fileData{},
+	}
+	w.root = &node{mode: fs.ModeDir | 0o755, mtime: unixTime(opts.ModTime)}
+	w.nodes[""] = w.root
+	w.srcPool.New = func() any { return make([]byte, 0, w.bs) }
+	bound := zstd.CompressBound(w.bs) + 4096
+	w.dstPool.New = func() any { return make([]byte, 0, bound) }
+
+	// The compressor options follow the superblock; data follows them.
+	start := int64(superblockSize)
+	if o := opts.Compression.options(w.bs); o != nil {
+		meta := uncompressedMeta(o)
+		if _, err := f.WriteAt(meta, start); err != nil {
+			return nil, fmt.Errorf("squashfs: write compressor options: %w", err)
+		}
+		start += int64(len(meta))
+	}
+	w.sink = &sink{f: f, pos: start, buf: make([]byte, 0, 4<<20)}
+
+	inflight := 2*opts.Workers + 2
+	w.order = make(chan *job, inflight)
+	w.work = make(chan *job, inflight+opts.Workers)
+	w.sinkDone = make(chan struct{})
+	for range opts.Workers {
+		w.workersWG.Add(1)
+		go w.compressLoop()
+	}
+	go w.sinkLoop()
+	return w, nil
+}
+
+func unixTime(t time.Time) uint32 {
+	s := t.Unix()
+	if s < 0 {
+		return 0
+	}
+	if s > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(s)
+}
+
+func (w *Writer) setErr(err error) {
+	w.errMu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.errMu.Unlock()
+}
+
+func (w *Writer) failed() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+// cleanName turns a header name into the key of the tree, rejecting names
+// that cannot be stored.
+func cleanName(name string) (string, error) {
+	n := strings.TrimPrefix(name, "/")
+	if n == "" || n == "." {
+		return "", nil
+	}
+	for _, part := range strings.Split(n, "/") {
+		switch {
+		case part == "" || part == ".":
+			return "", fmt.Errorf("squashfs: %q: empty or \".\" path component", name)
+		case part == "..":
+			return "", fmt.Errorf("squashfs: %q: \"..\" path component", name)
+		case len(part) > maxNameLen:
+			return "", fmt.Errorf("squashfs: %q: name %.20q… is %d bytes, over the limit of %d", name, part, len(part), maxNameLen)
+		case strings.IndexByte(part, 0) >= 0:
+			return "", fmt.Errorf("squashfs: %q: name contains a NUL byte", name)
+		}
+	}
+	return n, nil
+}
+
+// WriteHeader starts a new entry. For a regular file, Size bytes must follow
+// through Write or ReadFrom.
+func (w *Writer) WriteHeader(h *Header) error {
+	if w.closed {
+		return errors.New("squashfs: WriteHeader after Close")
+	}
+	if err := w.finishFile(); err != nil {
+		return err
+	}
+	if err := w.failed(); err != nil {
+		return err
+	}
+	name, err := cleanName(h.Name)
+	if err != nil {
+		return err
+	}
+	switch t := h.Mode.Type(); t {
+	case 0, fs.ModeDir, fs.ModeSymlink:
+	default:
+		return fmt.Errorf("squashfs: %s: %s: special files are not supported", displayName(name), typeName(t))
+	}
+	if h.Mode.IsRegular() && h.Size < 0 {
+		return fmt.Errorf("squashfs: %s: negative size %d", displayName(name), h.Size)
+	}
+	if h.Mode.Type() == fs.ModeSymlink && h.Linkname == "" {
+		return fmt.Errorf("squashfs: %s: symlink with an empty target", displayName(name))
+	}
+	n := w.nodes[name]
+	switch {
+	case n != nil && n.explicit:
+		return fmt.Errorf("squashfs: %s: added twice", displayName(name))
+	case n != nil && !h.Mode.IsDir():
+		return fmt.Errorf("squashfs: %s: is a directory (it has entries), cannot be a %s", displayName(name), typeName(h.Mode.Type()))
+	case n == nil:
+		parent, err := w.parent(name)
+		if err != nil {
+			return err
+		}
+		n = &node{name: path.Base(name)}
+		parent.children = append(parent.children, n)
+		w.nodes[name] = n
+	}
+	n.mode, n.mtime, n.uid, n.gid, n.linkname, n.explicit = h.Mode, unixTime(h.ModTime), h.Uid, h.Gid, h.Linkname, true
+	if h.Mode.IsRegular() {
+		fd := &fileData{size: h.Size, frag: noFragment}
+		nblocks := h.Size / int64(w.bs)
+		if h.Size%int64(w.bs) != 0 && (h.Size >= int64(w.bs) && !w.opts.AlwaysUseFragments) {
+			nblocks++ // the tail is a short last block
+		}
+		fd.sizes = make([]uint32, nblocks)
+		n.file = fd
+		w.cur = &fileState{path: name, fd: fd}
+		if h.Size == 0 {
+			return w.finishFile()
+		}
+	}
+	return nil
+}
+
+func displayName(name string) string { return "/" + name }
+
+func typeName(t fs.FileMode) string {
+	switch t {
+	case 0:
+		return "regular file"
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSymlink:
+		return "symlink"
+	case fs.ModeDevice | fs.ModeCharDevice:
+		return "character device"
+	case fs.ModeDevice:
+		return "block device"
+	case fs.ModeNamedPipe:
+		return "fifo"
+	case fs.ModeSocket:
+		return "socket"
+	}
+	return "special file"
+}
+
+// parent returns the directory node that holds name, creating missing
+// directories with default attributes.
+func (w *Writer) parent(name string) (*node, error) {
+	dir := path.Dir(name)
+	if dir == "." {
+		return w.root, nil
+	}
+	if p := w.nodes[dir]; p != nil {
+		if !p.isDir() {
+			return nil, fmt.Errorf("squashfs: %s: parent %s is not a directory", displayName(name), displayName(dir))
+		}
+		return p, nil
+	}
+	gp, err := w.parent(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &node{name: path.Base(dir), mode: fs.ModeDir | 0o755, mtime: unixTime(w.opts.ModTime)}
+	gp.children = append(gp.children, p)
+	w.nodes[dir] = p
+	return p, nil
+}
+
+// Write adds content to the current regular file.
+func (w *Writer) Write(p []byte) (int, error) {
+	s, err := w.writable()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for len(p) > 0 {
+		room := s.fd.size - s.written
+		if room == 0 {
+			return total, fmt.Errorf("%w: %s is %d bytes", ErrWriteTooLong, displayName(s.path), s.fd.size)
+		}
+		if s.buf == nil {
+			s.buf = w.srcPool.Get().([]byte)[:0]
+		}
+		k := min(len(p), w.bs-len(s.buf), int(min(room, int64(w.bs))))
+		s.buf = append(s.buf, p[:k]...)
+		p = p[k:]
+		total += k
+		if err := w.took(s, k); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// ReadFrom reads the current file's remaining content from r straight into
+// block buffers. It stops at the header's Size: a longer r is not an error.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	s, err := w.writable()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for s.written < s.fd.size {
+		if s.buf == nil {
+			s.buf = w.srcPool.Get().([]byte)[:0]
+		}
+		want := min(int64(w.bs-len(s.buf)), s.fd.size-s.written)
+		n, err := io.ReadFull(r, s.buf[len(s.buf):len(s.buf)+int(want)])
+		s.buf = s.buf[:len(s.buf)+n]
+		total += int64(n)
+		if n > 0 {
+			if err := w.took(s, n); err != nil {
+				return total, err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, fmt.Errorf("squashfs: %s: content ended after %d of %d bytes", displayName(s.path), s.written, s.fd.size)
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (w *Writer) writable() (*fileState, error) {
+	if err := w.failed(); err != nil {
+		return nil, err
+	}
+	if w.cur == nil {
+		return nil, errors.New("squashfs: Write without a regular file's header")
+	}
+	return w.cur, nil
+}
+
+// took accounts for k bytes appended to s.buf and hands on a full block.
+func (w *Writer) took(s *fileState, k int) error {
+	s.written += int64(k)
+	w.taken += int64(k)
+	if len(s.buf) == w.bs {
+		w.fullBlock(s)
+		s.buf = nil
+		if w.opts.Progress != nil {
+			w.opts.Progress(w.taken)
+		}
+	}
+	return w.failed()
+}
+
+var zeroBlock = make([]byte, 1<<20)
+var zeroHash = sha256.Sum256(nil) // stands for every all-zero full block
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
+
+// fullBlock decides what happens to block s.block of the current file:
+// nothing yet while it may be a duplicate, nothing ever if it is all zeros,
+// else compression.
+func (w *Writer) fullBlock(s *fileState) {
+	blk, i := s.buf, s.block
+	s.block++
+	zero := isZero(blk)
+	h := zeroHash
+	if !zero {
+		h = sha256.Sum256(blk)
+	}
+	if !w.opts.NoDuplicates {
+		s.fd.hashes = append(s.fd.hashes, h)
+		if i == 0 {
+			if c := w.big[dedupKey{s.fd.size, h}]; len(c) > 0 {
+				s.cands, s.tentative = append([]*fileData(nil), c...), true
+			}
+		}
+	}
+	if s.tentative {
+		keep := s.cands[:0:0]
+		for _, c := range s.cands {
+			if c.hashes[i] == h {
+				keep = append(keep, c)
+			}
+		}
+		if len(keep) > 0 {
+			s.cands = keep
+			w.srcPool.Put(blk[:0])
+			return
+		}
+		// Blocks 0..i-1 equal those of the earlier file: copy them.
+		w.copyBlocks(s, s.cands[0], i)
+	}
+	if zero {
+		w.srcPool.Put(blk[:0]) // sizes[i] stays 0: a sparse block
+		return
+	}
+	w.start(s)
+	w.send(&job{kind: jobData, fd: s.fd, idx: i, src: blk, done: make(chan struct{})})
+}
+
+func (w *Writer) copyBlocks(s *fileState, from *fileData, n int) {
+	s.tentative, s.cands = false, nil
+	if n == 0 {
+		return
+	}
+	w.start(s)
+	w.send(&job{kind: jobCopy, fd: s.fd, from: from, n: n, done: closedChan})
+}
+
+// start marks where the current file's data begins, once.
+func (w *Writer) start(s *fileState) {
+	if !s.started {
+		s.started = true
+		w.send(&job{kind: jobStart, fd: s.fd, done: closedChan})
+	}
+}
+
+func (w *Writer) send(j *job) {
+	w.order <- j
+	if j.kind == jobData || j.kind == jobFrag {
+		w.work <- j
+	}
+}
+
+// finishFile ends the current regular file: its tail goes to a fragment or a
+// short last block, or the whole file turns out to be a duplicate.
+func (w *Writer) finishFile() error {
+	s := w.cur
+	if s == nil {
+		return nil
+	}
+	w.cur = nil
+	fd := s.fd
+	if s.written != fd.size {
+		return fmt.Errorf("squashfs: %s: %d of %d bytes written", displayName(s.path), s.written, fd.size)
+	}
+	tail := s.buf
+	defer func() {
+		if tail != nil {
+			w.srcPool.Put(tail[:0])
+		}
+	}()
+	dedup := !w.opts.NoDuplicates
+	if s.block == 0 { // smaller than a block: all of it is the tail
+		if fd.size == 0 {
+			return nil
+		}
+		if dedup {
+			key := dedupKey{fd.size, sha256.Sum256(tail)}
+			if d := w.small[key]; d != nil {
+				fd.dupOf = d
+				return nil
+			}
+			w.small[key] = fd
+		}
+		w.addFragment(fd, tail)
+		return nil
+	}
+	if dedup {
+		fd.tailHash = sha256.Sum256(tail)
+	}
+	if s.tentative {
+		for _, c := range s.cands {
+			if c.tailHash == fd.tailHash {
+				fd.dupOf = c
+				return nil
+			}
+		}
+		w.copyBlocks(s, s.cands[0], s.block)
+	}
+	if len(tail) > 0 {
+		if w.opts.AlwaysUseFragments {
+			w.addFragment(fd, tail)
+		} else {
+			w.start(s)
+			w.send(&job{kind: jobData, fd: fd, idx: s.block, src: tail, done: make(chan struct{})})
+			tail = nil // the sink returns it to the pool
+		}
+	}
+	w.start(s) // all blocks sparse: the file still needs a start
+	if dedup {
+		key := dedupKey{fd.size, fd.hashes[0]}
+		w.big[key] = append(w.big[key], fd)
+	}
+	return nil
+}
+
+func (w *Writer) addFragment(fd *fileData, data []byte) {
+	if len(w.frag)+len(data) > w.bs {
+		w.flushFragment()
+	}
+	if w.frag == nil {
+		w.frag = w.srcPool.Get().([]byte)[:0]
+	}
+	fd.frag, fd.fragOff = w.fragCount, uint32(len(w.frag))
+	w.frag = append(w.frag, data...)
+}
+
+func (w *Writer) flushFragment() {
+	if len(w.frag) == 0 {
+		return
+	}
+	w.send(&job{kind: jobFrag, fragIdx: w.fragCount, src: w.frag, done: make(chan struct{})})
+	w.fragCount++
+	w.frag = nil
+}
+
+func (w *Writer) compressLoop() {
+	defer w.workersWG.Done()
+	enc := w.opts.Compression.newEncoder(w.bs)
+	for j := range w.work {
+		dst := w.dstPool.Get().([]byte)
+		out, err := enc.compress(dst[:0], j.src)
+		j.out, j.dst, j.err = out, dst, err
+		close(j.done)
+	}
+}
+
+// sinkLoop writes finished jobs in the order they were made, so the image
+// does not depend on which worker finished first.
+func (w *Writer) sinkLoop() {
+	defer close(w.sinkDone)
+	for j := range w.order {
+		<-j.done
+		if err := w.sinkJob(j); err != nil {
+			w.setErr(err)
+		}
+		if j.src != nil {
+			w.srcPool.Put(j.src[:0])
+		}
+		if j.dst != nil {
+			w.dstPool.Put(j.dst[:0])
+		}
+	}
+	if err := w.sink.flush(); err != nil {
+		w.setErr(err)
+	}
+}
+
+func (w *Writer) sinkJob(j *job) error {
+	if j.err != nil {
+		return fmt.Errorf("squashfs: compress: %w", j.err)
+	}
+	if w.failed() != nil {
+		return nil // keep draining; the first error is what counts
+	}
+	switch j.kind {
+	case jobStart:
+		j.fd.start = uint64(w.sink.offset())
+	case jobData, jobFrag:
+		data, size := j.out, uint32(len(j.out))
+		if data == nil {
+			data, size = j.src, uint32(len(j.src))|dataUncompressed
+		}
+		at := w.sink.offset()
+		if err := w.sink.write(data); err != nil {
+			return err
+		}
+		if j.kind == jobData {
+			j.fd.sizes[j.idx] = size
+		} else {
+			w.fragments = append(w.fragments, fragmentEntry{Start: uint64(at), Size: size})
+		}
+	case jobCopy:
+		var n int64
+		for _, s := range j.from.sizes[:j.n] {
+			n += int64(s &^ dataUncompressed)
+		}
+		if err := w.sink.copyFrom(int64(j.from.start), n); err != nil {
+			return err
+		}
+		copy(j.fd.sizes, j.from.sizes[:j.n])
+	}
+	return nil
+}
+
+// sink buffers the sequential data writes.
+type sink struct {
+	f   File
+	pos int64 // offset of buf[0]
+	buf []byte
+}
+
+func (s *sink) offset() int64 { return s.pos + int64(len(s.buf)) }
+
+func (s *sink) write(p []byte) error {
+	if len(s.buf)+len(p) > cap(s.buf) {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	if len(p) > cap(s.buf) {
+		if _, err := s.f.WriteAt(p, s.pos); err != nil {
+			return fmt.Errorf("squashfs: write: %w", err)
+		}
+		s.pos += int64(len(p))
+		return nil
+	}
+	s.buf = append(s.buf, p...)
+	return nil
+}
+
+func (s *sink) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if _, err := s.f.WriteAt(s.buf, s.pos); err != nil {
+		return fmt.Errorf("squashfs: write: %w", err)
+	}
+	s.pos += int64(len(s.buf))
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// copyFrom appends n bytes already written at off.
+func (s *sink) copyFrom(off, n int64) error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	chunk := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		c := chunk[:min(n, int64(len(chunk)))]
+		if _, err := s.f.ReadAt(c, off); err != nil {
+			return fmt.Errorf("squashfs: read back duplicate blocks: %w", err)
+		}
+		if err := s.write(c); err != nil {
+			return err
+		}
+		if err := s.flush(); err != nil { // c is reused
+			return err
+		}
+		off += int64(len(c))
+		n -= int64(len(c))
+	}
+	return nil
+}
+
+func log2(n int) uint16 { return uint16(bits.TrailingZeros(uint(n))) }
