@@ -1,0 +1,4 @@
+package closure
+
+// FromStoreRootWorkers exposes the worker count for determinism tests.
+var FromStoreRootWorkers = fromStoreRoot

@@ -1,0 +1,175 @@
+package storepath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Root is a store seen through a host directory, like Nix's `--store DIR`
+// (a "chroot store"): store paths keep their logical names
+// (/nix/store/<hash>-<name>, which is what references inside files say),
+// but their bytes live under Dir, at Dir/nix/store/<hash>-<name>.
+type Root struct {
+	// Dir is the host directory standing for "/"; "" or "/" means the
+	// real root, so the store is read in place.
+	Dir string
+	// StoreDir is the logical store directory; "" means DefaultStoreDir.
+	StoreDir string
+}
+
+// Store returns the logical store directory of r.
+func (r Root) Store() string {
+	if r.StoreDir == "" {
+		return DefaultStoreDir
+	}
+	return r.StoreDir
+}
+
+// HostPath returns where the logical path p (a store path, a file inside
+// one, or the store dir itself) is found on the host.
+func (r Root) HostPath(p string) string {
+	if r.Dir == "" || r.Dir == "/" {
+		return p
+	}
+	// Join, not Clean-and-concatenate: p is absolute, and filepath.Join
+	// keeps it below Dir even if p were to contain "..".
+	return filepath.Join(r.Dir, p)
+}
+
+// HostStoreDir returns the host directory holding r's store paths.
+func (r Root) HostStoreDir() string { return r.HostPath(r.Store()) }
+
+// List returns the absolute logical paths of the store objects present in
+// r's store directory, sorted. Entries whose names are not store path base
+// names (.links, nix-path-registration, temporary directories) are
+// skipped, and so is the debris Nix leaves next to a path it built or
+// locked: "<path>.lock" lock files and "<drv>.chroot" build roots. Such an
+// entry shares the hash part of the path it belongs to, so keeping it would
+// make every reference to that path also pull it in. The rule used is
+// general: an entry "<hash>-<name>.<anything>" is skipped when
+// "<hash>-<name>" is present too. Real store objects can never pair up like
+// that, since their hash covers their name.
+func (r Root) List() ([]string, error) {
+	if err := CheckStoreDir(r.Store()); err != nil {
+		return nil, err
+	}
+	dir := r.HostStoreDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storepath: listing store %s: %w", dir, err)
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if _, err := ParseBase(n); err != nil || isDebris(n, names) {
+			continue
+		}
+		out = append(out, r.Store()+"/"+n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// isDebris reports whether n is "<p>.<suffix>" for some p in names.
+func isDebris(n string, names map[string]bool) bool {
+	for i := HashLen + 2; i < len(n); i++ {
+		if n[i] == '.' && names[n[:i]] {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLinks bounds symlink chasing in Resolve, as the kernel does, so that
+// a loop is an error rather than a hang.
+const maxLinks = 40
+
+// Resolve maps p to the store path it designates, the way Nix's
+// followLinksToStorePath does: p may be a store path, a path inside a
+// store path (mapped to that store path), or a host symlink (chain) whose
+// target eventually lies inside the store. Link targets are taken as
+// logical paths, as Nix does: a link to /nix/store/x-foo/bin/sh resolves
+// to /nix/store/x-foo without looking at the host's /nix.
+//
+// As a convenience beyond Nix, a host path under r.HostStoreDir() (e.g.
+// DIR/nix/store/<hash>-foo when Dir is DIR) is accepted too: it can only
+// mean the corresponding store path.
+//
+// Resolve does not check that the store path exists.
+func (r Root) Resolve(p string) (StorePath, error) {
+	store := r.Store()
+	hostStore := r.HostStoreDir()
+	cur := p
+	if !filepath.IsAbs(cur) {
+		abs, err := filepath.Abs(cur)
+		if err != nil {
+			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
+		}
+		cur = abs
+	}
+	cur = filepath.Clean(cur)
+	for i := 0; ; i++ {
+		if inDir(cur, store) {
+			return ToStorePath(store, cur)
+		}
+		if hostStore != store && inDir(cur, hostStore) {
+			return ToStorePath(store, store+strings.TrimPrefix(cur, hostStore))
+		}
+		if i == maxLinks {
+			return StorePath{}, fmt.Errorf("storepath: %s: too many levels of symbolic links", p)
+		}
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				e := &NotInStoreError{Path: p, Store: store}
+				if i > 0 {
+					// Only worth saying for a link target.
+					e.Missing = cur
+				}
+				return StorePath{}, fmt.Errorf("storepath: %w", e)
+			}
+			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return StorePath{}, fmt.Errorf("storepath: %w", &NotInStoreError{Path: p, Store: store})
+		}
+		target, err := os.Readlink(cur)
+		if err != nil {
+			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(cur), target)
+		}
+		cur = filepath.Clean(target)
+	}
+}
+
+// NotInStoreError is returned by Resolve for a path that neither lies in
+// the store nor leads there through symlinks. It is a type so that callers
+// can re-wrap it under their own prefix without stacking prefixes.
+type NotInStoreError struct {
+	Path    string // as given
+	Store   string // the logical store dir
+	Missing string // a link target that does not exist on the host, if any
+}
+
+func (e *NotInStoreError) Error() string {
+	if e.Missing != "" {
+		return fmt.Sprintf("%s: not in the store %s (%s does not exist)", e.Path, e.Store, e.Missing)
+	}
+	return fmt.Sprintf("%s: not in the store %s", e.Path, e.Store)
+}
+
+// inDir reports whether p lies strictly below dir.
+func inDir(p, dir string) bool {
+	return strings.HasPrefix(p, dir+"/") && len(p) > len(dir)+1
+}
