@@ -1,0 +1,40 @@
+# nixlive — see README.md.
+GO ?= go
+export CGO_ENABLED ?= 1
+
+.PHONY: all build test bench deps fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/imagegen ./cmd/imagegen
+	CGO_ENABLED=0 $(GO) build -o bin/stage1 ./cmd/stage1
+	CGO_ENABLED=0 $(GO) build -o bin/stage2 ./cmd/stage2
+	CGO_ENABLED=0 $(GO) build -o bin/postboot ./cmd/postboot
+
+deps:
+	bash scripts/deps.sh
+
+# Every test, including those that need root, loop devices, Nix and QEMU
+# (they say why when they skip; CI has all of them).
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Short fuzzing runs of every parser.
+fuzz:
+	bash scripts/fuzz.sh
+
+# Compares us with the reference tools on the same input in one run and
+# rewrites the measured sections of BENCHMARKS.md.
+bench: deps
+	$(GO) run ./scripts/bench -out BENCHMARKS.md
+
+clean:
+	rm -rf bin out
+
+# Quick start: a real Nix store made with nix-store --store, written as a
+# squashfs image by imagegen and listed by unsquashfs.
+.PHONY: store-image
+store-image:
+	bash scripts/store-image.sh

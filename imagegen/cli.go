@@ -1,0 +1,132 @@
+package imagegen
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+	"github.com/nixlive/nixlive/internal/storepath"
+)
+
+const usage = `usage: imagegen COMMAND [flags] [args]
+
+commands:
+  store   write the squashfs image of a store closure (nix-store.squashfs)
+
+Run "imagegen COMMAND -h" for a command's flags.
+`
+
+// Main runs the imagegen command line and returns the exit code.
+func Main(args []string, stdout, stderr *os.File) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "store":
+		err = storeCmd(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "imagegen: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "imagegen: %s\n", strings.TrimPrefix(err.Error(), "imagegen: "))
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage")
+
+// parseInterleaved parses flags that may stand before, between or after the
+// positional arguments, which the flag package alone does not allow.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func storeCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen store", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output `file` (required)")
+	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
+	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
+	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) giving the closure")
+	comp := fs.String("comp", "zstd", "compressor: zstd, gzip, xz, lz4 or none")
+	level := fs.Int("level", 0, "compression level (0: zstd 19, gzip 9, lz4 fast)")
+	blockSize := fs.Int("block-size", squashfs.DefaultBlockSize, "data block size in `bytes`, a power of two from 4096 to 1048576")
+	regOut := fs.String("registration-out", "", "also write the registration to `file`")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen store -o OUT.squashfs [flags] STOREPATH...\n\n"+
+			"Writes the squashfs image of the closure of STOREPATHs, with nix-path-registration\n"+
+			"at its root and one entry per store path, as NixOS's nix-store.squashfs.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	roots, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "imagegen store: -o is required")
+		fs.Usage()
+		return errUsage
+	}
+	c, err := squashfs.ParseCompression(*comp)
+	if err != nil {
+		return err
+	}
+	if *level != 0 {
+		c.Level = *level
+		if _, err := squashfs.ParseCompression(fmt.Sprintf("%s:%d", c.Algorithm, c.Level)); err != nil {
+			return err
+		}
+	}
+	epoch, err := SourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	img := &StoreImage{
+		Roots:       roots,
+		Store:       storepath.Root{Dir: *storeRoot, StoreDir: *storeDir},
+		ClosureInfo: *closureInfo,
+		Compression: c,
+		BlockSize:   *blockSize,
+		Epoch:       epoch,
+		Progress:    stderr,
+	}
+	res, err := img.Build(*out, *regOut)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d store paths, %d content bytes\n", *out, len(res.Closure.Paths), res.ContentBytes)
+	return nil
+}

@@ -1,0 +1,171 @@
+// Package imagegen builds what a NixOS live CD is made of: the squashfs
+// image of a store closure with its nix-path-registration (this file), and,
+// in later parts, the ISO and the initrd.
+package imagegen
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/nixlive/nixlive/imagegen/progress"
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/closure"
+	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/storepath"
+)
+
+// RegistrationName is the file at the root of the store image that stage 2
+// loads into the Nix database (NixOS's name for it).
+const RegistrationName = "nix-path-registration"
+
+// DefaultSourceDateEpoch is Nix's stdenv default: 1980-01-01.
+const DefaultSourceDateEpoch = 315532800
+
+// SourceDateEpoch returns the time from $SOURCE_DATE_EPOCH, or the default.
+func SourceDateEpoch() (time.Time, error) {
+	v, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok || v == "" {
+		return time.Unix(DefaultSourceDateEpoch, 0), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want whole seconds since 1970", v)
+	}
+	return time.Unix(n, 0), nil
+}
+
+// StoreImage describes a store image to build.
+type StoreImage struct {
+	// Roots are the store paths (or links into the store) whose closure
+	// goes into the image.
+	Roots []string
+	// Store is where the store paths are read from (Nix's --store DIR).
+	Store storepath.Root
+	// ClosureInfo, when set, is a folder made by Nix's closureInfo
+	// (store-paths and registration); the closure is taken from it instead
+	// of being computed by scanning.
+	ClosureInfo string
+	Compression squashfs.Compression
+	BlockSize   int
+	// Epoch dates the image, its root directory and the registration file.
+	Epoch time.Time
+	// Progress, when set and a terminal, shows progress.
+	Progress *os.File
+}
+
+// StoreResult says what went into an image.
+type StoreResult struct {
+	Closure      *closure.Closure
+	Registration []byte
+	ContentBytes int64
+}
+
+// Closure computes the image's closure and registration.
+func (s *StoreImage) Closure() (*closure.Closure, []byte, error) {
+	var c *closure.Closure
+	var err error
+	if s.ClosureInfo != "" {
+		c, err = closure.FromClosureInfo(s.ClosureInfo, s.Store.Store())
+		if err == nil {
+			err = s.checkRoots(c)
+		}
+	} else {
+		if len(s.Roots) == 0 {
+			return nil, nil, fmt.Errorf("imagegen: no store paths given")
+		}
+		c, err = closure.FromStoreRoot(s.Store, s.Roots)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, registration.Marshal(c.Records), nil
+}
+
+// checkRoots makes sure every root given beside a closureInfo is part of it.
+func (s *StoreImage) checkRoots(c *closure.Closure) error {
+	in := map[string]bool{}
+	for _, p := range c.Paths {
+		in[p] = true
+	}
+	for _, r := range s.Roots {
+		sp, err := s.Store.Resolve(r)
+		if err != nil {
+			return fmt.Errorf("imagegen: %w", err)
+		}
+		if !in[sp.Abs(s.Store.Store())] {
+			return fmt.Errorf("imagegen: %s is not in the closure of %s", r, s.ClosureInfo)
+		}
+	}
+	return nil
+}
+
+// WriteTo adds the closure to w with NixOS's layout (mksquashfs
+// -keep-as-directory -all-root -no-hardlinks): nix-path-registration and one
+// directory (or file, or link) per store path at the root, everything owned
+// by root, store mtimes kept, the root and the registration dated Epoch.
+func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte) error {
+	if err := w.WriteHeader(&squashfs.Header{Name: ".", Mode: os.ModeDir | 0o755, ModTime: s.Epoch}); err != nil {
+		return err
+	}
+	if err := w.WriteHeader(&squashfs.Header{Name: RegistrationName, Mode: 0o644, Size: int64(len(reg)), ModTime: s.Epoch}); err != nil {
+		return err
+	}
+	if _, err := w.Write(reg); err != nil {
+		return err
+	}
+	allRoot := func(_ string, h *squashfs.Header) { h.Uid, h.Gid = 0, 0 }
+	for _, p := range c.Paths {
+		host := s.Store.HostPath(p)
+		if err := w.AddPath(path.Base(p), host, allRoot); err != nil {
+			return fmt.Errorf("imagegen: store path %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Build writes the image to out (atomically: a failed build leaves no file)
+// and, when regOut is set, the registration beside it.
+func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
+	c, reg, err := s.Closure()
+	if err != nil {
+		return nil, err
+	}
+	// The NAR size is close enough to the content size for a progress bar.
+	meter := progress.New(s.Progress, "squashfs", int64(c.TotalNarSize()))
+	defer meter.Done()
+
+	f, err := atomicfile.Create(out, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("imagegen: %w", err)
+	}
+	defer f.Abort()
+	w, err := squashfs.NewWriter(f, squashfs.Options{
+		Compression: s.Compression,
+		BlockSize:   s.BlockSize,
+		ModTime:     s.Epoch,
+		Progress:    meter.Set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.WriteTo(w, c, reg); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if regOut != "" {
+		if err := atomicfile.WriteFile(regOut, reg, 0o644); err != nil {
+			return nil, fmt.Errorf("imagegen: %w", err)
+		}
+	}
+	if err := f.Commit(); err != nil {
+		return nil, fmt.Errorf("imagegen: %w", err)
+	}
+	return &StoreResult{Closure: c, Registration: reg, ContentBytes: w.ContentSize()}, nil
+}
