@@ -76,10 +76,7 @@ func ParseCompression(s string) (Compression, error) {
 			c.Level = n
 		}
 	}
-	if _, err := c.normalize(); err != nil {
-		return Compression{}, err
-	}
-	return c, nil
+	return c.normalize()
 }
 
 // normalize fills in the default level and checks the range.

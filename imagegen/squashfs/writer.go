@@ -267,13 +267,13 @@ func cleanName(name string) (string, error) {
 	for _, part := range strings.Split(n, "/") {
 		switch {
 		case part == "" || part == ".":
-			return "", fmt.Errorf("squashfs: %q: empty or \".\" path component", name)
+			return "", fmt.Errorf("squashfs: %s: empty or \".\" path component", displayName(n))
 		case part == "..":
-			return "", fmt.Errorf("squashfs: %q: \"..\" path component", name)
+			return "", fmt.Errorf("squashfs: %s: \"..\" path component", displayName(n))
 		case len(part) > maxNameLen:
-			return "", fmt.Errorf("squashfs: %q: name %.20q… is %d bytes, over the limit of %d", name, part, len(part), maxNameLen)
+			return "", fmt.Errorf("squashfs: %s: a name is %d bytes, over the limit of %d", displayName(n), len(part), maxNameLen)
 		case strings.IndexByte(part, 0) >= 0:
-			return "", fmt.Errorf("squashfs: %q: name contains a NUL byte", name)
+			return "", fmt.Errorf("squashfs: %q: name contains a NUL byte", n)
 		}
 	}
 	return n, nil
@@ -440,6 +440,9 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	return total, nil
 }
 
+// ContentSize is the number of file content bytes taken in so far.
+func (w *Writer) ContentSize() int64 { return w.taken }
+
 func (w *Writer) writable() (*fileState, error) {
 	if err := w.failed(); err != nil {
 		return nil, err
@@ -544,6 +547,9 @@ func (w *Writer) finishFile() error {
 	}
 	w.cur = nil
 	fd := s.fd
+	if w.opts.Progress != nil {
+		w.opts.Progress(w.taken)
+	}
 	if s.written != fd.size {
 		return fmt.Errorf("squashfs: %s: %d of %d bytes written", displayName(s.path), s.written, fd.size)
 	}
