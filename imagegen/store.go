@@ -108,7 +108,7 @@ func (s *StoreImage) checkRoots(c *closure.Closure) error {
 // directory (or file, or link) per store path at the root, everything owned
 // by root, store mtimes kept, the root and the registration dated Epoch.
 func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte) error {
-	if err := w.WriteHeader(&squashfs.Header{Name: ".", Mode: os.ModeDir | 0o700, ModTime: s.Epoch}); err != nil {
+	if err := w.WriteHeader(&squashfs.Header{Name: ".", Mode: os.ModeDir | 0o755, ModTime: s.Epoch}); err != nil {
 		return err
 	}
 	if err := w.WriteHeader(&squashfs.Header{Name: RegistrationName, Mode: 0o644, Size: int64(len(reg)), ModTime: s.Epoch}); err != nil {

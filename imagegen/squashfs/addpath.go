@@ -7,10 +7,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // AddPath adds the file, symlink or directory tree at hostPath under name,
-// with the host's modes and mtimes. edit, when not nil, may change each
+// with the host's modes, owners and mtimes. edit, when not nil, may change each
 // header before it is written (to set owners, say). Entries are added in name
 // order, so the image does not depend on the host's directory order. Device
 // nodes, fifos and sockets are an error that names the host path.
@@ -19,8 +20,10 @@ func (w *Writer) AddPath(name, hostPath string, edit func(hostPath string, h *He
 	if err != nil {
 		return fmt.Errorf("squashfs: %w", err)
 	}
-	h := &Header{Name: name, Mode: fi.Mode() &^ fs.ModeType, ModTime: fi.ModTime()}
-	h.Mode |= fi.Mode().Type()
+	h := &Header{Name: name, Mode: fi.Mode(), ModTime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		h.Uid, h.Gid = st.Uid, st.Gid
+	}
 	switch t := fi.Mode().Type(); t {
 	case 0:
 		h.Size = fi.Size()

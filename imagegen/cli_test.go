@@ -1,0 +1,312 @@
+package imagegen_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/storepath"
+)
+
+// The imagegen binary, built once on first use (tests that need a real
+// process: GOMAXPROCS, working directory, another user, hangs).
+var cli struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cli.dir != "" {
+		os.RemoveAll(cli.dir)
+	}
+	os.Exit(code)
+}
+
+// imagegenBinary builds cmd/imagegen into a temporary directory that every
+// user may read (the unreadable-file test runs it as nobody).
+func imagegenBinary(t *testing.T) string {
+	t.Helper()
+	cli.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			cli.err = err
+			return
+		}
+		if cli.dir, err = os.MkdirTemp("", "imagegen-cli-"); err != nil {
+			cli.err = err
+			return
+		}
+		if err := os.Chmod(cli.dir, 0o755); err != nil {
+			cli.err = err
+			return
+		}
+		cli.path = filepath.Join(cli.dir, "imagegen")
+		out, err := exec.Command(goTool, "build", "-o", cli.path, "github.com/nixlive/nixlive/cmd/imagegen").CombinedOutput()
+		if err != nil {
+			cli.err = errors.New(err.Error() + "\n" + string(out))
+		}
+	})
+	if cli.err != nil {
+		t.Fatalf("building cmd/imagegen: %v", cli.err)
+	}
+	return cli.path
+}
+
+type cliOpts struct {
+	dir    string   // working directory ("" : the test's)
+	env    []string // added to the environment (SOURCE_DATE_EPOCH and GOMAXPROCS are removed first)
+	nobody bool     // run as uid/gid 65534 with setpriv
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs the imagegen binary with args and returns its exit code and
+// output. A run that takes over a minute (say, reading a fifo) fails the
+// test.
+func runCLI(t *testing.T, o cliOpts, args ...string) cliResult {
+	t.Helper()
+	bin := imagegenBinary(t)
+	name, argv := bin, args
+	if o.nobody {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skip("setpriv not found (util-linux): cannot run the CLI as another user")
+		}
+		name = setpriv
+		argv = append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, argv...)
+	cmd.Dir = o.dir
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "SOURCE_DATE_EPOCH" && k != "GOMAXPROCS" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, o.env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("imagegen %s: still running after a minute, killed\nstderr: %s", strings.Join(args, " "), stderr.String())
+	}
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	default:
+		t.Fatalf("running %s: %v", name, err)
+	}
+	return res
+}
+
+// fakePath is a store path with a made-up hash: the hash character c
+// repeated, which also orders the paths.
+func fakePath(c byte, name string) string {
+	return storepath.DefaultStoreDir + "/" + strings.Repeat(string(c), storepath.HashLen) + "-" + name
+}
+
+// openUp gives "other" read and search permission on dir and every parent
+// that lacks it, so that another user can reach what is inside.
+func openUp(t *testing.T, dir string) {
+	t.Helper()
+	for p := dir; p != "/" && p != "."; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// writeClosureInfo writes a closureInfo folder; records get made-up hashes
+// (FromClosureInfo takes them on trust, as load-db does).
+func writeClosureInfo(t *testing.T, dir string, storePaths []string, regPaths ...string) {
+	t.Helper()
+	mustMkdir(t, dir)
+	var recs []registration.Record
+	for _, p := range regPaths {
+		recs = append(recs, registration.Record{Path: p, NarHash: sha256.Sum256([]byte(p)), NarSize: 1234})
+	}
+	mustWrite(t, filepath.Join(dir, "store-paths"), []byte(strings.Join(storePaths, "\n")+"\n"), 0o644)
+	mustWrite(t, filepath.Join(dir, "registration"), registration.Marshal(recs), 0o644)
+}
+
+// TestStoreBadInput runs the CLI on bad input of every kind and checks that
+// it fails (exit 1), that stderr names the culprit (the path, or the file
+// and line), and that the output directory is left empty: no image, no
+// registration, no temporary file.
+func TestStoreBadInput(t *testing.T) {
+	imagegenBinary(t)
+
+	// A hand-made store (no Nix needed: scanning reads files only).
+	storeRoot := tempDir(t)
+	host := func(p string) string { return filepath.Join(storeRoot, p) }
+	good := fakePath('1', "good")
+	mustMkdir(t, host(good)+"/bin")
+	mustWrite(t, host(good)+"/bin/prog", blob(200<<10), 0o755) // written before a later path fails
+	withFifo := fakePath('8', "with-fifo")
+	mustMkdir(t, host(withFifo))
+	mustWrite(t, host(withFifo)+"/a-file", []byte("fine\n"), 0o644)
+	pipe := host(withFifo) + "/pipe"
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secretPath := fakePath('9', "secret")
+	mustMkdir(t, host(secretPath))
+	secret := host(secretPath) + "/secret"
+	mustWrite(t, secret, []byte("top secret\n"), 0o000)
+	missing := fakePath('2', "missing")
+	outside := filepath.Join(t.TempDir(), "outside-the-store")
+	mustWrite(t, outside, []byte("not a store path\n"), 0o644)
+	openUp(t, host(good))
+	openUp(t, host(secretPath))
+
+	ci := t.TempDir()
+	fifoInfo := filepath.Join(ci, "fifo")
+	writeClosureInfo(t, fifoInfo, []string{good, withFifo}, good, withFifo)
+	secretInfo := filepath.Join(ci, "secret")
+	writeClosureInfo(t, secretInfo, []string{good, secretPath}, good, secretPath)
+	openUp(t, secretInfo)
+	noReg := filepath.Join(ci, "no-registration")
+	writeClosureInfo(t, noReg, []string{good}, good)
+	if err := os.Remove(filepath.Join(noReg, "registration")); err != nil {
+		t.Fatal(err)
+	}
+	badHash := filepath.Join(ci, "bad-hash")
+	writeClosureInfo(t, badHash, []string{good}, good)
+	mustWrite(t, filepath.Join(badHash, "registration"), []byte(good+"\nsha256:not-a-hash\n1234\n\n0\n"), 0o644)
+	writeClosureInfo(t, noReg+"-ok", []string{good}, good)
+	unregistered := filepath.Join(ci, "unregistered")
+	writeClosureInfo(t, unregistered, []string{good, withFifo}, good)
+
+	cases := []struct {
+		name   string
+		args   []string
+		nobody bool
+		want   []string // in stderr
+	}{
+		{"MissingStorePath", []string{missing}, false, []string{missing}},
+		{"MissingBesideGood", []string{good, missing}, false, []string{missing}},
+		{"OutsideStoreEtcPasswd", []string{"/etc/passwd"}, false, []string{"/etc/passwd", "not in the store"}},
+		{"OutsideStoreTempFile", []string{outside}, false, []string{outside, "not in the store"}},
+		{"FifoScanning", []string{good, withFifo}, false, []string{pipe}},
+		{"FifoClosureInfo", []string{"--closure-info", fifoInfo, good}, false, []string{pipe}},
+		{"UnreadableScanning", []string{good, secretPath}, true, []string{secret, "permission denied"}},
+		{"UnreadableClosureInfo", []string{"--closure-info", secretInfo, good}, true, []string{secret, "permission denied"}},
+		{"ClosureInfoNoRegistration", []string{"--closure-info", noReg, good}, false, []string{filepath.Join(noReg, "registration")}},
+		{"ClosureInfoBadHash", []string{"--closure-info", badHash, good}, false, []string{filepath.Join(badHash, "registration"), "line 2", "not-a-hash"}},
+		{"RootNotInClosureInfo", []string{"--closure-info", noReg + "-ok", good, withFifo}, false, []string{withFifo, "not in the closure"}},
+		{"ClosureInfoUnregistered", []string{"--closure-info", unregistered, good}, false, []string{filepath.Join(unregistered, "store-paths"), "line 2", withFifo}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			if tc.nobody {
+				if os.Geteuid() == 0 {
+					openUp(t, out)
+					if err := os.Chmod(out, 0o777); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					tc.nobody = false // already a user that cannot read a 0000 file
+				}
+			}
+			args := append([]string{"store", "-o", filepath.Join(out, "nix-store.squashfs"),
+				"--registration-out", filepath.Join(out, "registration"),
+				"--store-root", storeRoot, "--comp", "gzip", "--block-size", "4096"}, tc.args...)
+			res := runCLI(t, cliOpts{dir: out, nobody: tc.nobody, env: []string{"SOURCE_DATE_EPOCH=1234567890"}}, args...)
+			if res.code != 1 {
+				t.Errorf("exit code %d, want 1\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.stderr, w) {
+					t.Errorf("stderr does not name %q:\n%s", w, res.stderr)
+				}
+			}
+			t.Logf("stderr: %s", res.stderr)
+			if strings.Contains(res.stdout, "store paths") {
+				t.Errorf("stdout reports success: %s", res.stdout)
+			}
+			assertEmptyDir(t, out)
+		})
+	}
+
+	t.Run("NoOutput", func(t *testing.T) {
+		out := t.TempDir()
+		res := runCLI(t, cliOpts{dir: out}, "store", "--store-root", storeRoot, good)
+		if res.code != 2 {
+			t.Errorf("exit code %d, want 2\nstderr: %s", res.code, res.stderr)
+		}
+		for _, w := range []string{"-o is required", "usage: imagegen store"} {
+			if !strings.Contains(res.stderr, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, res.stderr)
+			}
+		}
+		assertEmptyDir(t, out)
+	})
+
+	// The same command lines succeed once the culprit is gone, so the
+	// failures above are about the culprits and not the setup.
+	t.Run("Control", func(t *testing.T) {
+		out := t.TempDir()
+		openUp(t, out)
+		if err := os.Chmod(out, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		img := filepath.Join(out, "nix-store.squashfs")
+		for _, nobody := range []bool{false, os.Geteuid() == 0} {
+			res := runCLI(t, cliOpts{dir: out, nobody: nobody}, "store", "-o", img, "--registration-out", filepath.Join(out, "registration"),
+				"--store-root", storeRoot, "--comp", "gzip", "--block-size", "4096", good)
+			if res.code != 0 {
+				t.Fatalf("nobody=%v: exit %d\n%s", nobody, res.code, res.stderr)
+			}
+		}
+		entries, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 2 {
+			t.Errorf("output dir holds %d entries, want the image and the registration", len(entries))
+		}
+	})
+}
+
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		info, _ := e.Info()
+		var mode fs.FileMode
+		if info != nil {
+			mode = info.Mode()
+		}
+		t.Errorf("left behind in the output directory: %s (%v)", e.Name(), mode)
+	}
+}
