@@ -31,7 +31,7 @@ bench: deps
 	$(GO) run ./scripts/bench -out BENCHMARKS.md
 
 clean:
-	rm -rf bin out
+	rm -rf bin _out
 
 # Quick start: a real Nix store made with nix-store --store, written as a
 # squashfs image by imagegen and listed by unsquashfs.

@@ -35,7 +35,7 @@ var storeSources = []struct{ name, dir string }{
 
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "file whose measured section is rewritten")
-	work := flag.String("work", "out/bench", "work directory")
+	work := flag.String("work", "_out/bench", "work directory")
 	flag.Parse()
 	log.SetFlags(0)
 
