@@ -3,7 +3,9 @@ package squashfs_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -143,5 +145,107 @@ func TestSparse4G(t *testing.T) {
 	t.Run("kernel", func(t *testing.T) {
 		testtree.RequireMount(t)
 		require.NoError(t, testtree.MountAndDiff(img, src))
+	})
+}
+
+// patternReader yields n bytes in which no two 4 KiB-aligned blocks are
+// equal and none is all zeros, cheaply, so that nothing is deduplicated or
+// left out as sparse.
+type patternReader struct{ off, n int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), p.n-p.off)]
+	for i := range b {
+		o := p.off + int64(i)
+		if o%4096 < 8 {
+			b[i] = byte((o/4096)>>(8*(o%4096)) + 1)
+		} else {
+			b[i] = byte(o)
+		}
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// TestImageOver4G: with no compression, a 4 GiB file pushes everything after
+// it (a later file's blocks, the fragment block, every table) past 4 GiB,
+// where 32-bit offsets would wrap.
+func TestImageOver4G(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 4 GiB image: not in -short")
+	}
+	testtree.HaveTools(t)
+	const bigSize = 4<<30 + 3*4096 + 17
+	img := filepath.Join(t.TempDir(), "big.sqfs")
+	f, err := os.Create(img)
+	require.NoError(t, err)
+	defer f.Close()
+	w, err := squashfs.NewWriter(f, squashfs.Options{Compression: squashfs.Compression{Algorithm: squashfs.None}, BlockSize: 1 << 20})
+	require.NoError(t, err)
+	require.NoError(t, w.WriteHeader(&squashfs.Header{Name: "a-big", Mode: 0o644, Size: bigSize}))
+	_, err = w.ReadFrom(&patternReader{n: bigSize})
+	require.NoError(t, err)
+	after := bytes.Repeat([]byte("after 4 GiB\n"), 200000) // blocks and a tail
+	require.NoError(t, w.WriteHeader(&squashfs.Header{Name: "b-after", Mode: 0o644, Size: int64(len(after))}))
+	_, err = w.Write(after)
+	require.NoError(t, err)
+	small := []byte("in a fragment past 4 GiB\n")
+	require.NoError(t, w.WriteHeader(&squashfs.Header{Name: "c-small", Mode: 0o600, Size: int64(len(small))}))
+	_, err = w.Write(small)
+	require.NoError(t, err)
+	require.NoError(t, w.WriteHeader(&squashfs.Header{Name: "d-link", Mode: os.ModeSymlink | 0o777, Linkname: "c-small"}))
+	require.NoError(t, w.Close())
+
+	info, err := testtree.Superblock(img)
+	require.NoError(t, err)
+	require.Greater(t, info.Raw.InodeTable, uint64(4<<30))
+	entries, err := testtree.Listing(img)
+	require.NoError(t, err)
+	sizes := map[string]int64{}
+	for _, e := range entries {
+		sizes[e.Path] = e.Size
+	}
+	require.EqualValues(t, bigSize, sizes["a-big"])
+	require.EqualValues(t, len(after), sizes["b-after"])
+	require.EqualValues(t, len(small), sizes["c-small"])
+
+	// unsquashfs can extract single files: the ones past 4 GiB.
+	out := filepath.Join(t.TempDir(), "x")
+	b, err := exec.Command("unsquashfs", "-no-progress", "-d", out, img, "b-after", "c-small", "d-link").CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	got, err := os.ReadFile(filepath.Join(out, "b-after"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(after, got))
+	got, err = os.ReadFile(filepath.Join(out, "d-link"))
+	require.NoError(t, err)
+	require.Equal(t, small, got)
+
+	t.Run("kernel", func(t *testing.T) {
+		testtree.RequireMount(t)
+		mnt := t.TempDir()
+		b, err := exec.Command("mount", "-t", "squashfs", "-o", "loop,ro", img, mnt).CombinedOutput()
+		require.NoError(t, err, "%s", b)
+		defer exec.Command("umount", mnt).Run()
+		got, err := os.ReadFile(filepath.Join(mnt, "b-after"))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(after, got))
+		got, err = os.ReadFile(filepath.Join(mnt, "c-small"))
+		require.NoError(t, err)
+		require.Equal(t, small, got)
+		// The big file's last stretch, past 4 GiB inside the file.
+		bf, err := os.Open(filepath.Join(mnt, "a-big"))
+		require.NoError(t, err)
+		defer bf.Close()
+		tail := make([]byte, 3*4096+17)
+		_, err = bf.ReadAt(tail, 4<<30)
+		require.NoError(t, err)
+		want := make([]byte, len(tail))
+		p := &patternReader{off: 4 << 30, n: bigSize}
+		_, err = io.ReadFull(p, want)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(want, tail))
 	})
 }
