@@ -44,7 +44,9 @@ const (
 	extendedOffset = 7
 )
 
+// superblock is the 96 bytes at the start of an image, field for field.
 type superblock struct {
+	Magic              uint32
 	Inodes             uint32
 	MkfsTime           uint32
 	BlockSize          uint32
@@ -53,6 +55,8 @@ type superblock struct {
 	BlockLog           uint16
 	Flags              uint16
 	IDCount            uint16
+	VersionMajor       uint16
+	VersionMinor       uint16
 	RootInode          uint64
 	BytesUsed          uint64
 	IDTableStart       uint64
@@ -63,28 +67,12 @@ type superblock struct {
 	ExportTableStart   uint64
 }
 
-func (s *superblock) marshal() []byte {
-	b := make([]byte, 0, superblockSize)
-	le := binary.LittleEndian
-	b = le.AppendUint32(b, magic)
-	b = le.AppendUint32(b, s.Inodes)
-	b = le.AppendUint32(b, s.MkfsTime)
-	b = le.AppendUint32(b, s.BlockSize)
-	b = le.AppendUint32(b, s.Fragments)
-	b = le.AppendUint16(b, s.Compression)
-	b = le.AppendUint16(b, s.BlockLog)
-	b = le.AppendUint16(b, s.Flags)
-	b = le.AppendUint16(b, s.IDCount)
-	b = le.AppendUint16(b, 4) // version 4.0
-	b = le.AppendUint16(b, 0)
-	b = le.AppendUint64(b, s.RootInode)
-	b = le.AppendUint64(b, s.BytesUsed)
-	b = le.AppendUint64(b, s.IDTableStart)
-	b = le.AppendUint64(b, s.XattrTableStart)
-	b = le.AppendUint64(b, s.InodeTableStart)
-	b = le.AppendUint64(b, s.DirTableStart)
-	b = le.AppendUint64(b, s.FragmentTableStart)
-	b = le.AppendUint64(b, s.ExportTableStart)
+func (s superblock) marshal() []byte {
+	s.Magic, s.VersionMajor, s.VersionMinor = magic, 4, 0
+	b, err := binary.Append(nil, binary.LittleEndian, s)
+	if err != nil || len(b) != superblockSize {
+		panic("squashfs: superblock layout") // fixed-size struct: cannot happen
+	}
 	return b
 }
 
@@ -99,13 +87,8 @@ type inodeHeader struct {
 }
 
 func (h inodeHeader) append(b []byte) []byte {
-	le := binary.LittleEndian
-	b = le.AppendUint16(b, h.Type)
-	b = le.AppendUint16(b, h.Mode)
-	b = le.AppendUint16(b, h.UIDIdx)
-	b = le.AppendUint16(b, h.GIDIdx)
-	b = le.AppendUint32(b, h.Mtime)
-	return le.AppendUint32(b, h.Number)
+	b, _ = binary.Append(b, binary.LittleEndian, h) // fixed-size struct: no error
+	return b
 }
 
 // inodeRef packs a metadata position: the metadata block's offset from the
