@@ -79,8 +79,10 @@ func (w *Writer) writeHybrid(total int64) error {
 	digest := w.dig.Sum(nil)
 	secs := total * 4 // 512-byte sectors
 	mbr := make([]byte, 512)
-	copy(mbr, hy.MBR[:432])
-	binary.LittleEndian.PutUint64(mbr[432:], uint64(bios.lba)*4)
+	if bios != nil {
+		copy(mbr, hy.MBR[:432])
+		binary.LittleEndian.PutUint64(mbr[432:], uint64(bios.lba)*4)
+	}
 	copy(mbr[440:444], digestOf(append(digest, "mbr"...))[:4])
 	copy(mbr[446:], mbrEntry(0x80, 0x00, 0, secs))
 	if efi != nil {

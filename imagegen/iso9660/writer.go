@@ -64,7 +64,8 @@ type BootEntry struct {
 // Hybrid describes the disk boot structures of an isohybrid image.
 type Hybrid struct {
 	// MBR is the boot code (isolinux's isohdpfx.bin); its first 432 bytes
-	// are used. The BIOS boot entry's file is what it loads.
+	// are used. The BIOS boot entry's file is what it loads. Without a BIOS
+	// entry, MBR is nil and the image boots from a disk on UEFI only.
 	MBR []byte
 	// GPT adds a GPT whose EFI System Partition is the EFI boot entry's
 	// image, for UEFI boot from a USB stick.
@@ -154,12 +155,16 @@ func NewWriter(f File, opts Options) (*Writer, error) {
 		}
 		w.boot[p] = i
 	}
-	if opts.Hybrid != nil {
-		if len(opts.Hybrid.MBR) < 432 {
-			return nil, fmt.Errorf("iso9660: hybrid MBR boot code is %d bytes: want at least 432", len(opts.Hybrid.MBR))
-		}
-		if bios != 1 {
-			return nil, errors.New("iso9660: a hybrid image needs exactly one BIOS boot entry")
+	if h := opts.Hybrid; h != nil {
+		switch {
+		case bios > 1:
+			return nil, errors.New("iso9660: a hybrid image can have only one BIOS boot entry")
+		case h.MBR != nil && len(h.MBR) < 432:
+			return nil, fmt.Errorf("iso9660: hybrid MBR boot code is %d bytes: want at least 432", len(h.MBR))
+		case h.MBR != nil && bios == 0:
+			return nil, errors.New("iso9660: hybrid MBR boot code needs a BIOS boot entry to load")
+		case h.MBR == nil && bios == 1:
+			return nil, errors.New("iso9660: a hybrid image with a BIOS boot entry needs the MBR boot code (isohdpfx.bin)")
 		}
 	}
 	// Sectors 0–15 system area, 16 on volume descriptors, then the boot
@@ -451,6 +456,9 @@ func (s *Stream) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return s.w.f.ReadAt(p, s.base+off)
 }
+
+// Size is the stream's size so far.
+func (s *Stream) Size() int64 { return s.size }
 
 // Close ends the stream; its size is the end of what was written.
 func (s *Stream) Close() error {
