@@ -25,6 +25,7 @@ for p in "${packages[@]}"; do
   fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  bash "$(dirname "$0")/kernel.sh" >/dev/null
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,3 +36,6 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Debian's cloud kernel for the QEMU boot tests, unpacked, not installed.
+bash "$(dirname "$0")/kernel.sh" >/dev/null
