@@ -51,6 +51,7 @@ type StoreImage struct {
 	ClosureInfo string
 	Compression squashfs.Compression
 	BlockSize   int
+	ExactLevel  bool // see squashfs.Options.ExactLevel
 	// Epoch dates the image, its root directory and the registration file.
 	Epoch time.Time
 	// Progress, when set and a terminal, shows progress.
@@ -146,6 +147,7 @@ func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
 	w, err := squashfs.NewWriter(f, squashfs.Options{
 		Compression: s.Compression,
 		BlockSize:   s.BlockSize,
+		ExactLevel:  s.ExactLevel,
 		ModTime:     s.Epoch,
 		Progress:    meter.Set,
 	})

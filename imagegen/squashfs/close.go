@@ -32,8 +32,8 @@ func (w *Writer) Close() error {
 
 	b := &tableBuilder{
 		w:      w,
-		inodes: newMetaWriter(w.opts.Compression.newEncoder(w.bs)),
-		dirs:   newMetaWriter(w.opts.Compression.newEncoder(w.bs)),
+		inodes: newMetaWriter(w.opts.Compression.newEncoder(w.bs, false)),
+		dirs:   newMetaWriter(w.opts.Compression.newEncoder(w.bs, false)),
 		idIdx:  map[uint32]uint16{},
 	}
 	var count uint32
@@ -88,7 +88,7 @@ func (w *Writer) Close() error {
 
 	// Fragment and id tables: entries in metadata blocks, then a list of
 	// where each of those blocks starts.
-	frags := newMetaWriter(w.opts.Compression.newEncoder(w.bs))
+	frags := newMetaWriter(w.opts.Compression.newEncoder(w.bs, false))
 	for _, f := range w.fragments {
 		var e [16]byte
 		binary.LittleEndian.PutUint64(e[0:], f.Start)
@@ -96,7 +96,7 @@ func (w *Writer) Close() error {
 		frags.write(e[:])
 	}
 	sb.FragmentTableStart, err = writeIndexedTable(s, frags, err)
-	ids := newMetaWriter(w.opts.Compression.newEncoder(w.bs))
+	ids := newMetaWriter(w.opts.Compression.newEncoder(w.bs, false))
 	for _, id := range b.ids {
 		ids.write(binary.LittleEndian.AppendUint32(nil, id))
 	}

@@ -152,10 +152,14 @@ type encoder interface {
 	compress(dst, src []byte) ([]byte, error)
 }
 
-func (c Compression) newEncoder(blockSize int) encoder {
+func (c Compression) newEncoder(blockSize int, probe bool) encoder {
 	switch c.Algorithm {
 	case Zstd:
-		return &zstdEncoder{ctx: zstd.NewCtx(), level: c.Level}
+		e := &zstdEncoder{ctx: zstd.NewCtx(), level: c.Level}
+		if probe && c.Level >= probeFromLevel {
+			e.probe = make([]byte, zstd.CompressBound(blockSize))
+		}
+		return e
 	case Gzip:
 		return &zlibEncoder{level: c.Level}
 	case XZ:
@@ -170,9 +174,29 @@ func (c Compression) newEncoder(blockSize int) encoder {
 type zstdEncoder struct {
 	ctx   zstd.Ctx
 	level int
+	probe []byte // scratch for the level-1 trial; nil: no trial
 }
 
+// Blocks that level 1 cannot shrink by 3% are already compressed (archives,
+// images, compressed modules): the high levels spend most of their time on
+// them and gain a fraction of a percent, so they keep the level-1 result
+// (the "auto" mode of borg and the btrfs heuristics do the same). Only the
+// slow levels are worth the trial.
+const (
+	probeFromLevel = 10
+	probeKeepRatio = 0.97
+)
+
 func (e *zstdEncoder) compress(dst, src []byte) ([]byte, error) {
+	if e.probe != nil && len(src) >= 64<<10 {
+		trial, err := e.ctx.CompressLevel(e.probe, src, 1)
+		if err != nil {
+			return nil, err
+		}
+		if float64(len(trial)) > probeKeepRatio*float64(len(src)) {
+			return smaller(append(dst[:0], trial...), src), nil
+		}
+	}
 	out, err := e.ctx.CompressLevel(dst[:cap(dst)], src, e.level)
 	if err != nil {
 		return nil, err

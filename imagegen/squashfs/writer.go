@@ -43,6 +43,12 @@ type Options struct {
 	AlwaysUseFragments bool
 	// NoDuplicates turns duplicate detection off (mksquashfs -no-duplicates).
 	NoDuplicates bool
+	// ExactLevel compresses every block at the chosen level. By default,
+	// zstd levels from 10 up first try level 1 on each data block and keep
+	// that result for blocks it cannot shrink by 3% (already compressed
+	// data), which saves most of the time spent on them for a fraction of a
+	// percent of their size.
+	ExactLevel bool
 	// Progress, when set, is called from the adding goroutine with the
 	// number of content bytes taken in so far.
 	Progress func(contentBytes int64)
@@ -626,7 +632,7 @@ func (w *Writer) flushFragment() {
 
 func (w *Writer) compressLoop() {
 	defer w.workersWG.Done()
-	enc := w.opts.Compression.newEncoder(w.bs)
+	enc := w.opts.Compression.newEncoder(w.bs, !w.opts.ExactLevel)
 	for j := range w.work {
 		dst := w.dstPool.Get().([]byte)
 		out, err := enc.compress(dst[:0], j.src)
