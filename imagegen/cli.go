@@ -15,6 +15,8 @@ const usage = `usage: imagegen COMMAND [flags] [args]
 
 commands:
   store   write the squashfs image of a store closure (nix-store.squashfs)
+  build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
+  inspect print an ISO's label, boot entries, partition tables and files
 
 Run "imagegen COMMAND -h" for a command's flags.
 `
@@ -29,6 +31,10 @@ func Main(args []string, stdout, stderr *os.File) int {
 	switch args[0] {
 	case "store":
 		err = storeCmd(args[1:], stdout, stderr)
+	case "build":
+		err = buildCmd(args[1:], stdout, stderr)
+	case "inspect":
+		err = inspectCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -85,6 +91,7 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 	level := fs.Int("level", 0, "compression level (0: zstd 19, gzip 9, lz4 fast)")
 	blockSize := fs.Int("block-size", squashfs.DefaultBlockSize, "data block size in `bytes`, a power of two from 4096 to 1048576")
 	regOut := fs.String("registration-out", "", "also write the registration to `file`")
+	exact := fs.Bool("exact-level", false, "compress every block at the given level, also those that level 1 cannot shrink (zstd 10 and up)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen store -o OUT.squashfs [flags] STOREPATH...\n\n"+
 			"Writes the squashfs image of the closure of STOREPATHs, with nix-path-registration\n"+
@@ -120,6 +127,7 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 		ClosureInfo: *closureInfo,
 		Compression: c,
 		BlockSize:   *blockSize,
+		ExactLevel:  *exact,
 		Epoch:       epoch,
 		Progress:    stderr,
 	}
@@ -128,5 +136,39 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, %d content bytes\n", *out, len(res.Closure.Paths), res.ContentBytes)
+	return nil
+}
+
+func buildCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required)")
+	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
+	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
+	sqfs := fs.String("squashfs", "", "use this prebuilt nix-store.squashfs `file` instead of building one from storeContents")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso [flags]\n\n"+
+			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		fmt.Fprintln(stderr, "imagegen build: want one SPEC file and -o")
+		fs.Usage()
+		return errUsage
+	}
+	spec, err := ReadSpec(pos[0])
+	if err != nil {
+		return err
+	}
+	b := &ISOBuild{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs}
+	res, err := b.Build()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d store paths, nix-store.squashfs %d bytes\n", res.Path, res.StorePaths, res.Squashfs)
 	return nil
 }

@@ -1,0 +1,155 @@
+package imagegen
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Bootloader files from Debian's isolinux, syslinux-common and
+// grub-efi-amd64-bin packages.
+var (
+	IsolinuxDir   = "/usr/lib/ISOLINUX"
+	SyslinuxBIOS  = "/usr/lib/syslinux/modules/bios"
+	GrubEFIModDir = "/usr/lib/grub/x86_64-efi"
+)
+
+// isolinuxModules are the syslinux modules the BIOS menu uses: the menu,
+// chain loading to the hard disk, and the libraries both need.
+var isolinuxModules = []string{"ldlinux.c32", "menu.c32", "chain.c32", "libcom32.c32", "libutil.c32"}
+
+// grubModules are built into the EFI loader, so it needs nothing from the
+// ISO before it has found it.
+var grubModules = []string{
+	"part_gpt", "part_msdos", "fat", "iso9660", "search", "search_fs_file", "configfile",
+	"linux", "normal", "echo", "test", "all_video", "efi_gop", "serial", "terminal",
+	"chain", "reboot", "halt", "boot", "ls", "gzio", "cat",
+}
+
+// Paths on the ISO.
+const (
+	isoKernel   = "boot/bzImage"
+	isoInitrd   = "boot/initrd"
+	isoEFIImage = "boot/efi.img"
+	isoGrubCfg  = "EFI/BOOT/grub.cfg"
+	isoGrubEFI  = "EFI/BOOT/BOOTX64.EFI"
+	isoSquashfs = "nix-store.squashfs"
+	isoCatalog  = "boot.cat"
+)
+
+// menuEntry is one way to boot the live system.
+type menuEntry struct {
+	id, label string
+	params    []string // kernel parameters beyond the common ones
+}
+
+// menu is what both boot menus offer.
+type menu struct {
+	label    string
+	timeout  int // seconds, -1: wait
+	serial   bool
+	cmdline  string // common kernel parameters
+	entries  []menuEntry
+	marker   string // file the EFI loader searches for to find the ISO
+	volumeID string
+}
+
+func newMenu(s *Spec) *menu {
+	common := append([]string{
+		"init=" + s.System + "/init",
+		"root=LABEL=" + s.VolumeID,
+		"systemConfig=" + s.System,
+	}, s.KernelParams...)
+	if s.Boot.SerialConsole {
+		common = append(common, "console=tty0", "console=ttyS0,115200n8") // the last is /dev/console
+	}
+	h := sha256.Sum256([]byte(s.VolumeID + "\x00" + s.System))
+	return &menu{
+		label:    s.Boot.Label,
+		timeout:  s.Boot.Timeout,
+		serial:   s.Boot.SerialConsole,
+		cmdline:  strings.Join(common, " "),
+		marker:   "EFI/nixlive-" + hex.EncodeToString(h[:6]),
+		volumeID: s.VolumeID,
+		entries: []menuEntry{
+			{id: "live", label: s.Boot.Label},
+			{id: "copytoram", label: s.Boot.Label + " (copy to RAM)", params: []string{"copytoram"}},
+			{id: "serial", label: s.Boot.Label + " (serial console)", params: []string{"console=ttyS0,115200n8"}},
+			{id: "nomodeset", label: s.Boot.Label + " (nomodeset)", params: []string{"nomodeset"}},
+		},
+	}
+}
+
+func (m *menu) line(e menuEntry) string {
+	return strings.TrimSpace(m.cmdline + " " + strings.Join(e.params, " "))
+}
+
+// isolinuxCfg is the BIOS menu.
+func (m *menu) isolinuxCfg() string {
+	var b strings.Builder
+	if m.serial {
+		b.WriteString("SERIAL 0 115200\n")
+	}
+	fmt.Fprintf(&b, "UI menu.c32\nPROMPT 0\nMENU TITLE %s\n", m.label)
+	switch {
+	case m.timeout < 0:
+		b.WriteString("TIMEOUT 0\n") // wait for a choice
+	case m.timeout == 0:
+		b.WriteString("TIMEOUT 1\n")
+	default:
+		fmt.Fprintf(&b, "TIMEOUT %d\n", m.timeout*10)
+	}
+	b.WriteString("DEFAULT live\n")
+	for _, e := range m.entries {
+		fmt.Fprintf(&b, "\nLABEL %s\n  MENU LABEL %s\n  LINUX /%s\n  INITRD /%s\n  APPEND %s\n", e.id, e.label, isoKernel, isoInitrd, m.line(e))
+	}
+	b.WriteString("\nLABEL hd\n  MENU LABEL Boot from hard disk\n  COM32 chain.c32\n  APPEND hd0\n")
+	return b.String()
+}
+
+// grubCfg is the EFI menu, read from the ISO once the loader found it.
+func (m *menu) grubCfg() string {
+	var b strings.Builder
+	if m.serial {
+		b.WriteString("serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n")
+	}
+	timeout := m.timeout
+	if timeout < 0 {
+		b.WriteString("unset timeout\n")
+	} else {
+		fmt.Fprintf(&b, "set timeout=%d\n", timeout)
+	}
+	b.WriteString("set default=0\n")
+	for _, e := range m.entries {
+		fmt.Fprintf(&b, "\nmenuentry %q --id %s {\n  linux /%s %s\n  initrd /%s\n}\n", e.label, e.id, isoKernel, m.line(e), isoInitrd)
+	}
+	b.WriteString("\nmenuentry \"Boot from hard disk\" --id hd {\n  exit\n}\n")
+	b.WriteString("\nmenuentry \"Firmware setup\" --id fwsetup {\n  fwsetup\n}\n")
+	return b.String()
+}
+
+// grubEarlyCfg is built into the EFI loader: find the ISO by its marker
+// file (a label lookup would read the Joliet label, cut at 16 characters)
+// and hand over to the menu on it.
+func (m *menu) grubEarlyCfg() string {
+	return fmt.Sprintf("search --no-floppy --set=root --file /%s\nset prefix=($root)/EFI/BOOT\nconfigfile ($root)/%s\n", m.marker, isoGrubCfg)
+}
+
+// buildGrubEFI runs grub-mkimage, the bootloader's own build step (its
+// output is reproducible), in a temporary directory.
+func (m *menu) buildGrubEFI(tmp string) (string, error) {
+	cfg := filepath.Join(tmp, "grub-early.cfg")
+	if err := os.WriteFile(cfg, []byte(m.grubEarlyCfg()), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(tmp, "BOOTX64.EFI")
+	args := append([]string{"-O", "x86_64-efi", "-d", GrubEFIModDir, "-o", out, "-p", "/EFI/BOOT", "-c", cfg}, grubModules...)
+	if b, err := exec.Command("grub-mkimage", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("grub-mkimage: %v: %s", err, strings.TrimSpace(string(b)))
+	}
+	return out, nil
+}

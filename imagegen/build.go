@@ -1,0 +1,367 @@
+package imagegen
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nixlive/nixlive/imagegen/fat"
+	"github.com/nixlive/nixlive/imagegen/iso9660"
+	"github.com/nixlive/nixlive/imagegen/progress"
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/closure"
+	"github.com/nixlive/nixlive/internal/storepath"
+)
+
+// ISOBuild is one run of "imagegen build".
+type ISOBuild struct {
+	Spec  *Spec
+	Store storepath.Root
+	// Output is a file, or a directory to hold Spec.IsoName.
+	Output   string
+	Progress *os.File
+	// Squashfs, when set, is a prebuilt nix-store.squashfs copied in as is
+	// instead of one built from the spec's closure.
+	Squashfs string
+}
+
+// ISOResult says what was built.
+type ISOResult struct {
+	Path       string // the ISO (or the compressed ISO)
+	StorePaths int
+	Squashfs   int64 // bytes
+}
+
+// input is a file to put on the ISO, resolved on the host.
+type input struct {
+	target string
+	host   string // "" for data
+	data   []byte
+	mode   fs.FileMode
+}
+
+// Build writes the ISO. Every input is checked before the output is
+// created; the output appears only when complete.
+func (b *ISOBuild) Build() (*ISOResult, error) {
+	s := b.Spec
+	epoch, err := SourceDateEpoch()
+	if err != nil {
+		return nil, err
+	}
+	if s.SourceDateEpoch != nil {
+		epoch = time.Unix(*s.SourceDateEpoch, 0)
+	}
+	out, err := b.outputPath()
+	if err != nil {
+		return nil, err
+	}
+	kernel, err := b.hostFile("kernel", s.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := b.hostFile("initrd", s.Initrd)
+	if err != nil {
+		return nil, err
+	}
+	var inputs []input
+	for i, c := range s.Contents {
+		h, err := b.hostFile(fmt.Sprintf("contents[%d].source", i), c.Source)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, input{target: c.Target, host: h})
+	}
+	for i, p := range s.StoreContents {
+		if _, err := storepath.ToStorePath(b.Store.Store(), p); err != nil {
+			return nil, fmt.Errorf("storeContents[%d]: %q is not in the store %s", i, p, b.Store.Store())
+		}
+	}
+	if _, err := storepath.ToStorePath(b.Store.Store(), s.System); err != nil {
+		return nil, fmt.Errorf("system: %q is not in the store %s", s.System, b.Store.Store())
+	}
+	img := &StoreImage{
+		Roots:       append(append([]string{}, s.StoreContents...), s.System),
+		Store:       b.Store,
+		Compression: s.SquashfsCompression,
+		Epoch:       epoch,
+	}
+	var clo *closure.Closure
+	var reg []byte
+	if b.Squashfs != "" {
+		if _, err := os.Stat(b.Squashfs); err != nil {
+			return nil, fmt.Errorf("--squashfs: %w", err)
+		}
+	} else if clo, reg, err = img.Closure(); err != nil {
+		return nil, err
+	}
+
+	m := newMenu(s)
+	tmp, err := os.MkdirTemp("", "imagegen-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	boot, err := b.bootFiles(m, tmp, epoch)
+	if err != nil {
+		return nil, err
+	}
+	inputs = append(boot, inputs...)
+	inputs = append(inputs, input{target: isoKernel, host: kernel}, input{target: isoInitrd, host: initrd})
+	if err := checkTargets(inputs); err != nil {
+		return nil, err
+	}
+
+	isoPath := out
+	if s.CompressImage != "" {
+		isoPath = filepath.Join(tmp, "image.iso")
+	}
+	f, err := atomicfile.Create(isoPath, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Abort()
+	opts, err := b.isoOptions(epoch)
+	if err != nil {
+		return nil, err
+	}
+	w, err := iso9660.NewWriter(f, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range inputs {
+		if err := addInput(w, in, epoch); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range []iso9660.Header{
+		{Name: "nix/store", Mode: fs.ModeDir | 0o555},
+		{Name: "system", Mode: fs.ModeSymlink | 0o777, Linkname: s.System},
+		{Name: "init", Mode: fs.ModeSymlink | 0o777, Linkname: s.System + "/init"},
+	} {
+		h.ModTime = epoch
+		if err := w.WriteHeader(&h); err != nil {
+			return nil, err
+		}
+	}
+	// The store image goes last and straight into the ISO.
+	res := &ISOResult{Path: out}
+	if b.Squashfs != "" {
+		if err := addInput(w, input{target: isoSquashfs, host: b.Squashfs}, epoch); err != nil {
+			return nil, err
+		}
+	} else {
+		st, err := w.Stream(&iso9660.Header{Name: isoSquashfs, Mode: 0o444, ModTime: epoch})
+		if err != nil {
+			return nil, err
+		}
+		meter := progress.New(b.Progress, "nix-store.squashfs", int64(clo.TotalNarSize()))
+		sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: img.Compression, ModTime: epoch, Progress: meter.Set})
+		if err != nil {
+			return nil, err
+		}
+		err = img.WriteTo(sw, clo, reg)
+		if cerr := sw.Close(); err == nil {
+			err = cerr
+		}
+		meter.Done()
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Close(); err != nil {
+			return nil, err
+		}
+		res.StorePaths, res.Squashfs = len(clo.Paths), st.Size()
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := f.Commit(); err != nil {
+		return nil, err
+	}
+	if s.CompressImage != "" {
+		if err := compressFile(isoPath, out, s.CompressImage); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (b *ISOBuild) outputPath() (string, error) {
+	out := b.Output
+	if out == "" {
+		return "", errors.New("no output given")
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		out = filepath.Join(out, b.Spec.IsoName)
+		switch b.Spec.CompressImage {
+		case "zstd":
+			out += ".zst"
+		case "bzip2":
+			out += ".bz2"
+		}
+	}
+	return out, nil
+}
+
+// hostFile finds a spec's input on the host: a store path (or a path in
+// one) is read under the store root, anything else as given.
+func (b *ISOBuild) hostFile(field, p string) (string, error) {
+	h := p
+	if strings.HasPrefix(p, b.Store.Store()+"/") {
+		h = b.Store.HostPath(p)
+	}
+	fi, err := os.Stat(h)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", field, err)
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("%s: %s is not a regular file", field, h)
+	}
+	return h, nil
+}
+
+func (b *ISOBuild) isoOptions(epoch time.Time) (iso9660.Options, error) {
+	s := b.Spec
+	o := iso9660.Options{
+		VolumeID:    s.VolumeID,
+		Preparer:    "NIXLIVE IMAGEGEN",
+		Application: "NIXOS LIVE CD",
+		ModTime:     epoch,
+		Joliet:      true,
+		Catalog:     isoCatalog,
+	}
+	if s.Boot.BIOS {
+		o.Boot = append(o.Boot, iso9660.BootEntry{Platform: iso9660.BIOS, Path: "isolinux/isolinux.bin", LoadSectors: 4, BootInfoTable: true})
+	}
+	if s.Boot.EFI {
+		o.Boot = append(o.Boot, iso9660.BootEntry{Platform: iso9660.EFI, Path: isoEFIImage})
+	}
+	if s.Boot.USB {
+		o.Hybrid = &iso9660.Hybrid{GPT: s.Boot.EFI}
+		if s.Boot.BIOS {
+			mbr, err := os.ReadFile(filepath.Join(IsolinuxDir, "isohdpfx.bin"))
+			if err != nil {
+				return o, fmt.Errorf("boot.usb: %w (install isolinux)", err)
+			}
+			o.Hybrid.MBR = mbr
+		}
+	}
+	return o, nil
+}
+
+// bootFiles makes the bootloaders' files: isolinux and its menu, the GRUB
+// EFI loader and its menu, and the FAT image the EFI entry boots.
+func (b *ISOBuild) bootFiles(m *menu, tmp string, epoch time.Time) ([]input, error) {
+	s := b.Spec
+	var in []input
+	if s.Boot.BIOS {
+		in = append(in, input{target: "isolinux/isolinux.bin", host: filepath.Join(IsolinuxDir, "isolinux.bin")})
+		for _, mod := range isolinuxModules {
+			in = append(in, input{target: "isolinux/" + mod, host: filepath.Join(SyslinuxBIOS, mod)})
+		}
+		in = append(in, input{target: "isolinux/isolinux.cfg", data: []byte(m.isolinuxCfg())})
+	}
+	if s.Boot.EFI {
+		efiBin, err := m.buildGrubEFI(tmp)
+		if err != nil {
+			return nil, err
+		}
+		loader, err := os.ReadFile(efiBin)
+		if err != nil {
+			return nil, err
+		}
+		cfg := []byte(m.grubCfg())
+		img, err := efiImage(loader, cfg, epoch)
+		if err != nil {
+			return nil, err
+		}
+		in = append(in,
+			input{target: isoEFIImage, data: img},
+			input{target: isoGrubEFI, data: loader},
+			input{target: isoGrubCfg, data: cfg},
+			input{target: m.marker, data: []byte{}},
+		)
+	}
+	for _, i := range in {
+		if i.host != "" {
+			if _, err := os.Stat(i.host); err != nil {
+				return nil, fmt.Errorf("bootloader: %w (install isolinux, syslinux-common and grub-efi-amd64-bin)", err)
+			}
+		}
+	}
+	return in, nil
+}
+
+// efiImage is the FAT file system the El Torito EFI entry points at, with
+// the loader where firmware looks for it.
+func efiImage(loader, cfg []byte, epoch time.Time) ([]byte, error) {
+	sum := sha256.Sum256(append(append([]byte{}, loader...), cfg...))
+	files := []fat.File{
+		{Name: "EFI/BOOT/BOOTX64.EFI", Size: int64(len(loader)), Open: opener(loader)},
+		{Name: "EFI/BOOT/grub.cfg", Size: int64(len(cfg)), Open: opener(cfg)},
+	}
+	var buf bytes.Buffer
+	_, err := fat.Build(&buf, files, fat.Options{VolumeLabel: "EFIBOOT", VolumeID: binary.LittleEndian.Uint32(sum[:4]), ModTime: epoch})
+	if err != nil {
+		return nil, fmt.Errorf("efi.img: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func opener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+func checkTargets(in []input) error {
+	seen := map[string]bool{}
+	reserved := map[string]bool{isoSquashfs: true, "system": true, "init": true, "nix": true, "nix/store": true, isoCatalog: true}
+	for _, i := range in {
+		if reserved[i.target] || seen[i.target] {
+			return fmt.Errorf("contents: target %q is taken (by the bootloader or the live system layout)", i.target)
+		}
+		for d := path.Dir(i.target); d != "."; d = path.Dir(d) {
+			if seen[d] {
+				return fmt.Errorf("contents: target %q is inside the file %q", i.target, d)
+			}
+		}
+		seen[i.target] = true
+	}
+	return nil
+}
+
+func addInput(w *iso9660.Writer, in input, epoch time.Time) error {
+	h := &iso9660.Header{Name: in.target, Mode: 0o444, ModTime: epoch}
+	var r io.Reader
+	if in.host != "" {
+		f, err := os.Open(in.host)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&0o111 != 0 {
+			h.Mode = 0o555
+		}
+		h.Size, r = fi.Size(), f
+	} else {
+		h.Size, r = int64(len(in.data)), bytes.NewReader(in.data)
+	}
+	if err := w.WriteHeader(h); err != nil {
+		return err
+	}
+	_, err := w.ReadFrom(r)
+	return err
+}

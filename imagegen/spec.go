@@ -1,0 +1,256 @@
+package imagegen
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+)
+
+// Spec describes a live ISO; its fields carry the names of NixOS's
+// isoImage.* options. It is read from JSON by ParseSpec.
+type Spec struct {
+	IsoName  string `json:"isoName"`
+	VolumeID string `json:"volumeID"`
+	// CompressImage is "" (no), "zstd" or "bzip2": the finished ISO is
+	// compressed to .iso.zst or .iso.bz2. JSON false means "".
+	CompressImage string    `json:"-"`
+	Contents      []Content `json:"contents"`
+	StoreContents []string  `json:"storeContents"`
+	// SquashfsCompression is parsed from a string such as
+	// "zstd -Xcompression-level 19" or an object {algorithm, level}.
+	SquashfsCompression squashfs.Compression `json:"-"`
+	System              string               `json:"system"`
+	Kernel              string               `json:"kernel"`
+	Initrd              string               `json:"initrd"`
+	KernelParams        []string             `json:"kernelParams"`
+	Boot                BootSpec             `json:"boot"`
+	// SourceDateEpoch overrides $SOURCE_DATE_EPOCH when set.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch"`
+}
+
+// Content is a file copied to a fixed place on the ISO.
+type Content struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// BootSpec selects the boot paths and the menus.
+type BootSpec struct {
+	BIOS          bool   `json:"bios"`
+	EFI           bool   `json:"efi"`
+	USB           bool   `json:"usb"`
+	Timeout       int    `json:"timeout"` // seconds; -1 waits for a choice
+	Label         string `json:"label"`
+	SerialConsole bool   `json:"serialConsole"`
+}
+
+// Defaults of the fields a spec may leave out.
+const (
+	DefaultIsoName  = "cd.iso"
+	DefaultVolumeID = "NIXOS_BOOT_CD"
+	DefaultLabel    = "NixOS Live"
+)
+
+// ParseSpec reads a spec strictly: unknown fields, wrong types and bad
+// values are errors naming the field.
+func ParseSpec(r io.Reader, name string) (*Spec, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("spec %s: %w", name, err)
+	}
+	type plain Spec // without the custom fields' handling
+	raw := struct {
+		plain
+		CompressImage       json.RawMessage `json:"compressImage"`
+		SquashfsCompression json.RawMessage `json:"squashfsCompression"`
+		Boot                *struct {
+			BIOS          *bool   `json:"bios"`
+			EFI           *bool   `json:"efi"`
+			USB           *bool   `json:"usb"`
+			Timeout       *int    `json:"timeout"`
+			Label         *string `json:"label"`
+			SerialConsole *bool   `json:"serialConsole"`
+		} `json:"boot"`
+	}{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("spec %s: %s", name, jsonError(data, err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("spec %s: trailing data after the JSON object", name)
+	}
+	s := Spec(raw.plain)
+	s.Boot = BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 10, Label: DefaultLabel}
+	if b := raw.Boot; b != nil {
+		setIf(&s.Boot.BIOS, b.BIOS)
+		setIf(&s.Boot.EFI, b.EFI)
+		setIf(&s.Boot.USB, b.USB)
+		setIf(&s.Boot.Timeout, b.Timeout)
+		setIf(&s.Boot.Label, b.Label)
+		setIf(&s.Boot.SerialConsole, b.SerialConsole)
+	}
+	if s.IsoName == "" {
+		s.IsoName = DefaultIsoName
+	}
+	if s.VolumeID == "" {
+		s.VolumeID = DefaultVolumeID
+	}
+	if s.CompressImage, err = parseCompressImage(raw.CompressImage); err != nil {
+		return nil, fmt.Errorf("spec %s: compressImage: %w", name, err)
+	}
+	if s.SquashfsCompression, err = parseSquashfsCompression(raw.SquashfsCompression); err != nil {
+		return nil, fmt.Errorf("spec %s: squashfsCompression: %w", name, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("spec %s: %w", name, err)
+	}
+	return &s, nil
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// jsonError turns a decoding error into one that names the field or the
+// line.
+func jsonError(data []byte, err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s: want %s, not JSON %s (line %d)", te.Field, te.Type, te.Value, lineOf(data, te.Offset))
+	case errors.As(err, &se):
+		return fmt.Sprintf("line %d: %v", lineOf(data, se.Offset), err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return err.Error()
+}
+
+func lineOf(data []byte, off int64) int {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	return bytes.Count(data[:off], []byte("\n")) + 1
+}
+
+func parseCompressImage(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "false" || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("want false, \"zstd\" or \"bzip2\", not %s", raw)
+	}
+	switch s {
+	case "zstd", "bzip2":
+		return s, nil
+	}
+	return "", fmt.Errorf("want false, \"zstd\" or \"bzip2\", not %q", s)
+}
+
+func parseSquashfsCompression(raw json.RawMessage) (squashfs.Compression, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return squashfs.ParseCompression("zstd -Xcompression-level 19")
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return squashfs.ParseCompression(s)
+	}
+	var o struct {
+		Algorithm string `json:"algorithm"`
+		Level     int    `json:"level"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return squashfs.Compression{}, fmt.Errorf("want a string such as \"zstd -Xcompression-level 19\" or {\"algorithm\", \"level\"}: %v", err)
+	}
+	return squashfs.ParseCompression(fmt.Sprintf("%s:%d", o.Algorithm, o.Level))
+}
+
+// validate checks what can be checked without the file system.
+func (s *Spec) validate() error {
+	if n := len(s.VolumeID); n > 32 {
+		return fmt.Errorf("volumeID %q is %d bytes: at most 32", s.VolumeID, n)
+	}
+	if strings.ContainsAny(s.IsoName, "/\x00") {
+		return fmt.Errorf("isoName %q: want a file name, not a path", s.IsoName)
+	}
+	if s.Kernel == "" {
+		return errors.New("kernel: required")
+	}
+	if s.Initrd == "" {
+		return errors.New("initrd: required")
+	}
+	if s.System == "" {
+		return errors.New("system: required (its init is stage 2)")
+	}
+	if !s.Boot.BIOS && !s.Boot.EFI {
+		return errors.New("boot: neither bios nor efi is enabled")
+	}
+	if s.Boot.Timeout < -1 {
+		return fmt.Errorf("boot.timeout %d: want -1 (wait) or more", s.Boot.Timeout)
+	}
+	if strings.ContainsAny(s.Boot.Label, "\n\"") {
+		return fmt.Errorf("boot.label %q: no newlines or double quotes", s.Boot.Label)
+	}
+	seen := map[string]int{}
+	for i, c := range s.Contents {
+		if c.Source == "" {
+			return fmt.Errorf("contents[%d].source: required", i)
+		}
+		t, err := isoTarget(c.Target)
+		if err != nil {
+			return fmt.Errorf("contents[%d].target: %w", i, err)
+		}
+		if j, dup := seen[t]; dup {
+			return fmt.Errorf("contents[%d].target %q: same as contents[%d]", i, c.Target, j)
+		}
+		seen[t] = i
+		s.Contents[i].Target = t
+	}
+	for i, p := range s.KernelParams {
+		if p == "" || strings.ContainsAny(p, " \t\n\"") {
+			return fmt.Errorf("kernelParams[%d] %q: one parameter, without spaces or quotes", i, p)
+		}
+	}
+	return nil
+}
+
+// isoTarget cleans a contents target; it must stay inside the ISO.
+func isoTarget(t string) (string, error) {
+	if t == "" {
+		return "", errors.New("required")
+	}
+	for _, part := range strings.Split(strings.Trim(t, "/"), "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%q leaves the ISO root", t)
+		}
+	}
+	c := strings.TrimPrefix(path.Clean("/"+t), "/")
+	if c == "" {
+		return "", fmt.Errorf("%q is the ISO root", t)
+	}
+	return c, nil
+}
+
+// ReadSpec parses the spec file at p.
+func ReadSpec(p string) (*Spec, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %w", err)
+	}
+	defer f.Close()
+	return ParseSpec(f, p)
+}
