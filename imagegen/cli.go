@@ -1,6 +1,7 @@
 package imagegen
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ commands:
   store   write the squashfs image of a store closure (nix-store.squashfs)
   build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
   inspect print an ISO's label, boot entries, partition tables and files
+  initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
 
 Run "imagegen COMMAND -h" for a command's flags.
 `
@@ -35,6 +37,8 @@ func Main(args []string, stdout, stderr *os.File) int {
 		err = buildCmd(args[1:], stdout, stderr)
 	case "inspect":
 		err = inspectCmd(args[1:], stdout, stderr)
+	case "initrd":
+		err = initrdCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -170,5 +174,37 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, nix-store.squashfs %d bytes\n", res.Path, res.StorePaths, res.Squashfs)
+	return nil
+}
+
+func initrdCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen initrd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output `file` (required)")
+	modDir := fs.String("kernel-modules", "", "the kernel's module `dir`ectory, DIR/lib/modules/VER")
+	mods := fs.String("modules", "", "comma-separated `list` of modules to load at boot (default: a set for CDs, USB sticks and virtio disks)")
+	stage1Bin := fs.String("stage1", "", "prebuilt stage1 `binary` (default: go build it from this source tree)")
+	rescue := fs.Bool("rescue-shell", false, "add a shell and core commands for boot.shell_on_fail")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen initrd -o OUT [flags]\n\nWrites a zstd-compressed cpio initrd whose /init is stage1.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	in := &Initrd{Stage1: *stage1Bin, ModulesDir: *modDir, RescueShell: *rescue}
+	if *mods != "" {
+		in.Modules, in.Explicit = strings.Split(*mods, ","), true
+	}
+	n, err := in.Build(context.Background(), *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d entries\n", *out, n)
 	return nil
 }

@@ -1,14 +1,6 @@
-// Command stage1 is part of the nixlive live CD; it is built in issue [3/4].
-// Until then it only says so, so that the module's layout and build are in
-// place from the start.
+// Command stage1 is PID 1 of the nixlive initrd: see package stage1.
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "github.com/nixlive/nixlive/stage1"
 
-func main() {
-	fmt.Fprintln(os.Stderr, "stage1: not implemented yet (issue [3/4])")
-	os.Exit(1)
-}
+func main() { stage1.Main() }

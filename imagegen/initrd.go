@@ -1,0 +1,249 @@
+package imagegen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/DataDog/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/kmod"
+	"github.com/nixlive/nixlive/stage1"
+)
+
+// DefaultInitrdModules boot a CD, a USB stick or a virtio disk, and mount
+// the live layout; those a kernel builds in are skipped.
+var DefaultInitrdModules = []string{
+	// CD and disk controllers
+	"ata_piix", "ahci", "sr_mod", "cdrom", "sd_mod", "nvme",
+	// USB
+	"xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usb_storage", "uas",
+	// virtual machines
+	"virtio_pci", "virtio_blk", "virtio_scsi",
+	// file systems: the medium, the store, the overlay, findiso hosts
+	"isofs", "squashfs", "loop", "overlay", "vfat", "nls_cp437", "nls_iso8859_1", "ext4",
+}
+
+// Initrd describes one initrd to build.
+type Initrd struct {
+	// Stage1 is a prebuilt stage1 binary; empty builds it from this module
+	// with "go build" (static, CGO_ENABLED=0).
+	Stage1 string
+	// ModulesDir is DIR/lib/modules/VER of the kernel the initrd is for;
+	// empty means no modules.
+	ModulesDir string
+	// Modules are loaded eagerly at boot, with their dependencies; nil means
+	// DefaultInitrdModules. Modules the kernel builds in are skipped;
+	// modules it does not have are an error only when named explicitly.
+	Modules  []string
+	Explicit bool // Modules were given by the user
+	// RescueShell adds a shell for boot.shell_on_fail (not yet available).
+	RescueShell bool
+}
+
+// Build writes the initrd, a zstd-compressed newc cpio archive, to out
+// (atomically). The same inputs give the same bytes.
+func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) {
+	if in.RescueShell {
+		return 0, errors.New("initrd: --rescue-shell is not implemented yet")
+	}
+	tmp, err := os.MkdirTemp("", "imagegen-initrd-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	init := in.Stage1
+	if init == "" {
+		if init, err = buildStatic(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
+			return 0, err
+		}
+	}
+	prog, err := os.ReadFile(init)
+	if err != nil {
+		return 0, fmt.Errorf("initrd: stage1: %w", err)
+	}
+	recs := []cpio.Record{
+		cpio.Directory(".", 0o755),
+		cpio.Directory("dev", 0o755),
+		cpio.Directory("proc", 0o555),
+		cpio.Directory("sys", 0o555),
+		cpio.Directory("run", 0o755),
+		cpio.Directory("mnt-root", 0o755),
+		cpio.StaticRecord(prog, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
+	}
+	if in.ModulesDir != "" {
+		mods, err := in.moduleRecords()
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, mods...)
+	}
+	for i := range recs {
+		recs[i] = cpio.MakeReproducible(recs[i])
+		recs[i].Ino = uint64(i + 1)
+		recs[i].NLink = 1
+		if recs[i].Mode&cpio.S_IFMT == cpio.S_IFDIR {
+			recs[i].NLink = 2
+		}
+	}
+	var raw bytes.Buffer
+	cw := cpio.Newc.Writer(&raw)
+	if err := cpio.WriteRecords(cw, recs); err != nil {
+		return 0, fmt.Errorf("initrd: cpio: %w", err)
+	}
+	if err := cpio.WriteTrailer(cw); err != nil {
+		return 0, fmt.Errorf("initrd: cpio: %w", err)
+	}
+	// The kernel's zstd decompressor wants single-threaded frames; level 19
+	// costs a second at most on a few MiB.
+	z, err := zstd.CompressLevel(nil, raw.Bytes(), 19)
+	if err != nil {
+		return 0, fmt.Errorf("initrd: zstd: %w", err)
+	}
+	if err := atomicfile.WriteFile(out, z, 0o644); err != nil {
+		return 0, fmt.Errorf("initrd: %w", err)
+	}
+	return len(recs), nil
+}
+
+// moduleRecords copies the chosen modules and reduced module database files
+// under lib/modules/VER.
+func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
+	dir := in.ModulesDir
+	db, err := kmod.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("initrd: %w", err)
+	}
+	want := in.Modules
+	if want == nil {
+		want = DefaultInitrdModules
+	}
+	var names []string
+	for _, n := range want {
+		if db.Builtin(n) {
+			continue
+		}
+		if _, ok := db.Path(n); !ok {
+			if in.Explicit {
+				return nil, fmt.Errorf("initrd: module %q: not in %s", n, dir)
+			}
+			continue
+		}
+		names = append(names, n)
+	}
+	files, err := db.Resolve(names...)
+	if err != nil {
+		return nil, fmt.Errorf("initrd: %w", err)
+	}
+	ver := filepath.Base(filepath.Clean(dir))
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		ver = filepath.Base(r)
+	}
+	base := "lib/modules/" + ver
+	keep := map[string]bool{}
+	for _, f := range files {
+		keep[f] = true
+	}
+	var recs []cpio.Record
+	dirs := map[string]bool{}
+	addDir := func(d string) {
+		var chain []string
+		for ; d != "." && !dirs[d]; d = path.Dir(d) {
+			chain = append(chain, d)
+			dirs[d] = true
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			recs = append(recs, cpio.Directory(chain[i], 0o755))
+		}
+	}
+	addDir(base)
+	sorted := append([]string{}, files...)
+	sort.Strings(sorted)
+	for _, f := range sorted {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return nil, fmt.Errorf("initrd: module %s: %w", f, err)
+		}
+		addDir(path.Dir(base + "/" + f))
+		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: base + "/" + f, Mode: cpio.S_IFREG | 0o644}))
+	}
+	// The module database, cut down to what the initrd holds, so stage 1
+	// resolves and coldplugs with the same code as on a full system.
+	dep, err := filterLines(filepath.Join(dir, "modules.dep"), func(l string) bool {
+		f, _, _ := strings.Cut(l, ":")
+		return keep[f]
+	})
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]bool{}
+	for _, f := range files {
+		held[moduleName(f)] = true
+	}
+	alias, err := filterLines(filepath.Join(dir, "modules.alias"), func(l string) bool {
+		fields := strings.Fields(l)
+		return len(fields) == 3 && held[strings.ReplaceAll(fields[2], "-", "_")]
+	})
+	if err != nil {
+		return nil, err
+	}
+	builtin, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+	if err != nil {
+		return nil, fmt.Errorf("initrd: %w", err)
+	}
+	recs = append(recs,
+		cpio.StaticFile(base+"/modules.dep", dep, 0o644),
+		cpio.StaticFile(base+"/modules.alias", alias, 0o644),
+		cpio.StaticFile(base+"/modules.builtin", string(builtin), 0o644),
+		cpio.StaticFile(base+"/"+stage1.ModulesList, strings.Join(names, "\n")+"\n", 0o644),
+	)
+	return recs, nil
+}
+
+// moduleName turns "kernel/drivers/ata/ata_piix.ko.xz" into "ata_piix".
+func moduleName(file string) string {
+	n := path.Base(file)
+	if i := strings.Index(n, ".ko"); i >= 0 {
+		n = n[:i]
+	}
+	return strings.ReplaceAll(n, "-", "_")
+}
+
+func filterLines(p string, keep func(string) bool) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("initrd: %w", err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); keep(l) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String(), sc.Err()
+}
+
+// buildStatic builds a boot-time command of this module: static, stripped,
+// without build IDs or paths, so the bytes depend on the source only.
+func buildStatic(ctx context.Context, pkg, dir string) (string, error) {
+	out := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s (run imagegen inside the nixlive source tree, or pass a prebuilt binary): %v\n%s", pkg, err, msg)
+	}
+	return out, nil
+}

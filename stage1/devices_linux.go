@@ -1,0 +1,183 @@
+package stage1
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Device is a block device as stage 1 saw it while looking for the medium.
+type Device struct {
+	Name string
+	Size int64
+	FS   FS
+	Err  string
+}
+
+// blockDevices lists /sys/class/block, without loop and RAM disks.
+func blockDevices() []string {
+	entries, err := os.ReadDir("/sys/class/block")
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "zram") {
+			continue
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func probeDevice(name string) Device {
+	d := Device{Name: name}
+	if s, err := os.ReadFile("/sys/class/block/" + name + "/size"); err == nil {
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(s)), 10, 64)
+		d.Size = n * 512
+	}
+	f, err := os.Open("/dev/" + name)
+	if err != nil {
+		d.Err = err.Error()
+		return d
+	}
+	defer f.Close()
+	fs, err := Probe(f)
+	if err != nil {
+		d.Err = err.Error()
+	}
+	d.FS = fs
+	return d
+}
+
+// matches says whether d is the medium the command line asks for.
+func (b *Boot) matches(d Device) bool {
+	r := b.Cmd.Root
+	switch {
+	case r.Label != "":
+		return d.FS.Label == r.Label
+	case r.UUID != "":
+		return strings.EqualFold(d.FS.UUID, r.UUID)
+	case r.Device != "":
+		return "/dev/"+d.Name == r.Device
+	}
+	return false
+}
+
+func (b *Boot) wanted() string {
+	r := b.Cmd.Root
+	switch {
+	case b.Cmd.FindISO != "":
+		return fmt.Sprintf("the ISO file %s (findiso=)", b.Cmd.FindISO)
+	case r.Label != "":
+		return fmt.Sprintf("a file system labelled %q", r.Label)
+	case r.UUID != "":
+		return fmt.Sprintf("a file system with UUID %s", r.UUID)
+	case r.Device != "":
+		return "the device " + r.Device
+	}
+	return "a medium, but the command line names none (root=LABEL=... or findiso=...)"
+}
+
+// findMedium scans the block devices until one matches, polling (and
+// loading modules for new hardware) until live.timeout.
+func (b *Boot) findMedium() (string, error) {
+	if b.Cmd.Root == (Root{}) && b.Cmd.FindISO == "" {
+		return "", fmt.Errorf("stage1: the kernel command line has no root= and no findiso=")
+	}
+	deadline := time.Now().Add(b.Cmd.Timeout)
+	tried := map[string]bool{} // findiso: devices already looked into
+	lastColdplug := time.Now()
+	for poll := 0; ; poll++ {
+		b.seen = b.seen[:0]
+		for _, name := range blockDevices() {
+			d := probeDevice(name)
+			b.seen = append(b.seen, d)
+			if b.Cmd.FindISO == "" && b.matches(d) {
+				b.mark("medium found", fmt.Sprintf("/dev/%s %s %q after %d polls", name, d.FS.Type, d.FS.Label, poll))
+				return "/dev/" + name, nil
+			}
+			if b.Cmd.FindISO != "" && d.FS.Type != "" && d.FS.Type != "squashfs" && !tried[name] {
+				tried[name] = true
+				if iso, ok := b.lookForISO(d); ok {
+					b.mark("medium found", fmt.Sprintf("%s on /dev/%s after %d polls", b.Cmd.FindISO, name, poll))
+					return iso, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", &notFoundError{want: b.wanted(), timeout: b.Cmd.Timeout}
+		}
+		if time.Since(lastColdplug) > 500*time.Millisecond {
+			b.coldplug()
+			lastColdplug = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type notFoundError struct {
+	want    string
+	timeout time.Duration
+}
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("stage1: no medium found: waited %v for %s", e.timeout, e.want)
+}
+
+// lookForISO mounts d read-only and looks for the findiso file on it; the
+// mount stays for the loop device that will carry the ISO.
+func (b *Boot) lookForISO(d Device) (string, bool) {
+	dir := path.Join(FindISOBase, d.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", false
+	}
+	if err := unix.Mount("/dev/"+d.Name, dir, d.FS.Type, unix.MS_RDONLY, ""); err != nil {
+		b.Log.Info("findiso: cannot mount", "device", d.Name, "fs", d.FS.Type, "err", err)
+		return "", false
+	}
+	p := path.Join(dir, b.Cmd.FindISO)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p, true
+	}
+	unix.Unmount(dir, 0)
+	return "", false
+}
+
+// writeDeviceTable prints what was seen, for a medium that was not found.
+func writeDeviceTable(w io.Writer, devs []Device) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tSIZE\tFILESYSTEM\tLABEL\tUUID\tNOTE")
+	for _, d := range devs {
+		fs := d.FS.Type
+		if fs == "" {
+			fs = "-"
+		}
+		fmt.Fprintf(tw, "/dev/%s\t%s\t%s\t%q\t%s\t%s\n", d.Name, humanSize(d.Size), fs, d.FS.Label, d.FS.UUID, d.Err)
+	}
+	if len(devs) == 0 {
+		fmt.Fprintln(tw, "(no block devices: is the driver for the disk or CD controller in the initrd?)")
+	}
+	tw.Flush()
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%dK", n>>10)
+	}
+}

@@ -1,0 +1,73 @@
+package stage1
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Mount is one mount of the plan, as data: stage 1 carries it out, tests
+// read it.
+type Mount struct {
+	Source string // a device, a file to loop-mount, or the file system name
+	Target string // inside the new root
+	FSType string
+	Data   string // mount options
+	// ReadOnly mounts read-only; Loop attaches Source to a read-only,
+	// auto-clearing loop device first.
+	ReadOnly, Loop bool
+}
+
+// Directories and files of the live layout.
+const (
+	NewRoot     = "/mnt-root"
+	ISODir      = "/iso"
+	ROStore     = "/nix/.ro-store"
+	RWStore     = "/nix/.rw-store"
+	Store       = "/nix/store"
+	RAMStore    = "/nix/.squashfs-ram" // copytoram: the tmpfs holding the store image
+	StoreImage  = "nix-store.squashfs"
+	FindISOBase = "/run/nixlive/findiso"
+)
+
+// MountPlan is what stage 1 mounts, in order, below NewRoot.
+type MountPlan []Mount
+
+// Plan returns the mounts for a medium at device (a block device, or for
+// findiso a loop over the ISO file) with the store image at image (a path
+// on the medium, or for copytoram in RAMStore). multiThreaded selects the
+// squashfs threads=multi option of kernels from 6.2 on.
+func Plan(device string, copyToRAM, multiThreaded bool) MountPlan {
+	sqOpts := ""
+	if multiThreaded {
+		sqOpts = "threads=multi"
+	}
+	image := path.Join(ISODir, StoreImage)
+	if copyToRAM {
+		image = path.Join(RAMStore, StoreImage)
+	}
+	return MountPlan{
+		{Source: "tmpfs", Target: "/", FSType: "tmpfs", Data: "mode=0755"},
+		{Source: device, Target: ISODir, FSType: "iso9660", ReadOnly: true},
+		{Source: image, Target: ROStore, FSType: "squashfs", Data: sqOpts, ReadOnly: true, Loop: true},
+		{Source: "tmpfs", Target: RWStore, FSType: "tmpfs", Data: "mode=0755"},
+		{Source: "overlay", Target: Store, FSType: "overlay",
+			Data: fmt.Sprintf("lowerdir=%s,upperdir=%s/store,workdir=%s/work", ROStore, RWStore, RWStore)},
+	}
+}
+
+// String lists the plan one mount a line, as mount(8) would be called.
+func (p MountPlan) String() string {
+	var b strings.Builder
+	for _, m := range p {
+		opts := m.Data
+		if m.ReadOnly {
+			opts = strings.Trim("ro,"+opts, ",")
+		}
+		if m.Loop {
+			opts = strings.Trim("loop,"+opts, ",")
+		}
+		fmt.Fprintf(&b, "%-18s %-8s %s (%s)\n", m.Target, m.FSType, m.Source, opts)
+	}
+	return b.String()
+}

@@ -1,0 +1,402 @@
+package stage1
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/internal/kmod"
+)
+
+// Boot is one run of stage 1.
+type Boot struct {
+	Cmd      *Cmdline
+	Timeline *Timeline
+	Log      *slog.Logger
+	Console  io.Writer
+	Release  string // kernel release (uname -r)
+
+	device string          // the medium, once found
+	seen   []Device        // every block device seen while looking
+	kmod   *kmod.DB        // the initrd's modules, if any
+	loaded map[string]bool // module files already tried
+}
+
+// uptime is CLOCK_MONOTONIC: time since boot, the kernel log's clock.
+func uptime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// Main is stage 1's main: it never returns.
+func Main() {
+	console := os.Stderr
+	tl := NewTimeline("stage1", uptime)
+	log := slog.New(newConsoleHandler(console, uptime))
+	b := &Boot{Timeline: tl, Log: log, Console: console, loaded: map[string]bool{}}
+	b.mark("start", "")
+	err := b.run()
+	b.fail(err)
+}
+
+func (b *Boot) mark(name, detail string) {
+	s := b.Timeline.Mark(name, detail)
+	if detail != "" {
+		b.Log.Info(name, "detail", detail, "at", time.Duration(s.At).Round(time.Microsecond))
+	} else {
+		b.Log.Info(name, "at", time.Duration(s.At).Round(time.Microsecond))
+	}
+}
+
+func (b *Boot) run() error {
+	if err := mountEarly(); err != nil {
+		return err
+	}
+	b.mark("early mounts", "/proc /sys /dev /run")
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err == nil {
+		b.Release = unix.ByteSliceToString(uts.Release[:])
+		b.Timeline.Kernel = b.Release
+	}
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("stage1: read /proc/cmdline: %w", err)
+	}
+	if b.Cmd, err = ParseCmdline(strings.TrimSpace(string(raw))); err != nil {
+		return fmt.Errorf("stage1: kernel command line: %w", err)
+	}
+	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {
+		b.shell("boot.debug1: shell before anything is mounted")
+	}
+	if err := b.loadModules(); err != nil {
+		return err
+	}
+	dev, err := b.findMedium()
+	if err != nil {
+		return err
+	}
+	b.device = dev
+	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "devices" {
+		b.shell("boot.debug1devices: shell after finding the medium")
+	}
+	if err := b.mountAll(); err != nil {
+		return err
+	}
+	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "mounts" {
+		b.shell("boot.debug1mounts: shell after mounting")
+	}
+	return b.switchRoot()
+}
+
+// mountEarly mounts the special file systems stage 1 needs; the kernel
+// mounts none of them for an initramfs (not even devtmpfs).
+func mountEarly() error {
+	for _, m := range []struct {
+		src, dst, fs, data string
+		flags              uintptr
+	}{
+		{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
+		{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
+	} {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return fmt.Errorf("stage1: mkdir %s: %w", m.dst, err)
+		}
+		err := unix.Mount(m.src, m.dst, m.fs, m.flags, m.data)
+		if err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("stage1: mount %s on %s: %w", m.fs, m.dst, err)
+		}
+	}
+	return nil
+}
+
+// mountAll carries out the mount plan below NewRoot.
+func (b *Boot) mountAll() error {
+	plan := Plan(b.device, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2))
+	for _, m := range plan {
+		target := path.Join(NewRoot, m.Target)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("stage1: mkdir %s: %w", target, err)
+		}
+		if m.FSType == "squashfs" && b.Cmd.CopyToRAM {
+			if err := b.copyToRAM(); err != nil {
+				return err
+			}
+		}
+		src := m.Source
+		if m.Target == ROStore {
+			src = path.Join(NewRoot, src) // the image is on the medium, below the new root
+		}
+		if m.Target == ISODir && b.Cmd.FindISO != "" {
+			m.Loop = true // findiso: the medium is a file on another file system
+		}
+		if m.FSType == "overlay" { // its directories are inside the new root too
+			m.Data = strings.ReplaceAll(m.Data, "=/", "="+NewRoot+"/")
+		}
+		if err := b.mount(src, target, m); err != nil {
+			return err
+		}
+		if m.Target == RWStore {
+			for _, d := range []string{"store", "work"} {
+				if err := os.Mkdir(path.Join(target, d), 0o755); err != nil {
+					return fmt.Errorf("stage1: mkdir %s/%s: %w", target, d, err)
+				}
+			}
+		}
+		b.mark("mount "+m.Target, fmt.Sprintf("%s %s", m.FSType, m.Source))
+	}
+	return nil
+}
+
+func (b *Boot) mount(src, target string, m Mount) error {
+	flags := uintptr(0)
+	if m.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if m.Loop {
+		if _, err := os.Stat(src); err != nil {
+			if m.FSType == "squashfs" {
+				return fmt.Errorf("stage1: the store image is missing from the medium: %w", err)
+			}
+			return fmt.Errorf("stage1: %w", err)
+		}
+		loop, release, err := attachLoop(src)
+		if err != nil {
+			return fmt.Errorf("stage1: loop device for %s: %w", src, err)
+		}
+		// The loop device is auto-clearing: keep it open until the mount
+		// holds it, or the kernel detaches it (REFERENCE.md §3).
+		defer release()
+		src = loop
+	}
+	err := unix.Mount(src, target, m.FSType, flags, m.Data)
+	if err != nil && m.FSType == "squashfs" && m.Data != "" {
+		// An older kernel without threads=multi: mount without it.
+		err = unix.Mount(src, target, m.FSType, flags, "")
+	}
+	if err != nil {
+		what := fmt.Sprintf("stage1: mount %s (%s) on %s: %v", src, m.FSType, target, err)
+		if m.FSType == "squashfs" {
+			what += " (is nix-store.squashfs on the medium intact?)"
+		}
+		return errors.New(what)
+	}
+	return nil
+}
+
+// copyToRAM copies the store image into a tmpfs sized to it and releases
+// the medium, so it can be ejected.
+func (b *Boot) copyToRAM() error {
+	src := path.Join(NewRoot, ISODir, StoreImage)
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("stage1: copytoram: %w", err)
+	}
+	avail, err := memAvailable()
+	if err != nil {
+		return fmt.Errorf("stage1: copytoram: %w", err)
+	}
+	need := fi.Size() + 64<<20 // the copy, and room to go on booting
+	if avail < need {
+		return fmt.Errorf("stage1: copytoram: the store image is %d MiB but only %d MiB of memory is available; boot without copytoram or add memory",
+			fi.Size()>>20, avail>>20)
+	}
+	dir := path.Join(NewRoot, RAMStore)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	size := (fi.Size() + 1<<20 + 4095) &^ 4095
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
+		return fmt.Errorf("stage1: copytoram: mount tmpfs on %s: %w", dir, err)
+	}
+	if err := copyFile(src, path.Join(dir, StoreImage)); err != nil {
+		return fmt.Errorf("stage1: copytoram: %w", err)
+	}
+	b.mark("copytoram", fmt.Sprintf("%d MiB", fi.Size()>>20))
+	iso := path.Join(NewRoot, ISODir)
+	if err := unix.Unmount(iso, 0); err != nil {
+		return fmt.Errorf("stage1: copytoram: release the medium: unmount %s: %w", iso, err)
+	}
+	b.mark("medium released", b.device)
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(out, in, make([]byte, 4<<20)); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return out.Close()
+}
+
+func memAvailable() (int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo has no MemAvailable")
+}
+
+// kernelAtLeast compares a release such as "6.1.0-56-cloud-amd64".
+func kernelAtLeast(release string, major, minor int) bool {
+	var a, b int
+	if _, err := fmt.Sscanf(release, "%d.%d", &a, &b); err != nil {
+		return false
+	}
+	return a > major || a == major && b >= minor
+}
+
+// switchRoot checks the stage 2 init, writes the timeline, moves the
+// special file systems into the new root, frees the initramfs and execs
+// stage 2 there.
+func (b *Boot) switchRoot() error {
+	init := b.Cmd.Init
+	if _, err := resolveIn(NewRoot, init); err != nil {
+		return fmt.Errorf("stage1: stage 2 init %s: %w", init, err)
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run"} {
+		dst := path.Join(NewRoot, d)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("stage1: mkdir %s: %w", dst, err)
+		}
+	}
+	b.mark("switch_root", init)
+	if err := b.writeTimeline(); err != nil {
+		b.Log.Warn("timeline not written", "err", err)
+	}
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run"} {
+		if err := unix.Mount(d, path.Join(NewRoot, d), "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("stage1: move %s into the new root: %w", d, err)
+		}
+	}
+	freeInitramfs(NewRoot)
+	if err := os.Chdir(NewRoot); err != nil {
+		return fmt.Errorf("stage1: chdir %s: %w", NewRoot, err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("stage1: move %s to /: %w", NewRoot, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("stage1: chroot: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return fmt.Errorf("stage1: chdir /: %w", err)
+	}
+	env := []string{"PATH=/run/current-system/sw/bin:/bin:/usr/bin", "HOME=/"}
+	if b.Cmd.SystemConfig != "" {
+		env = append(env, "systemConfig="+b.Cmd.SystemConfig)
+	}
+	argv := append([]string{init}, b.Cmd.InitArgs...)
+	err := unix.Exec(init, argv, env)
+	return fmt.Errorf("stage1: exec stage 2 %s: %w", init, err)
+}
+
+func (b *Boot) writeTimeline() error {
+	if err := os.MkdirAll(path.Dir(TimelinePath), 0o755); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := b.Timeline.WriteJSON(&buf); err != nil {
+		return err
+	}
+	return os.WriteFile(TimelinePath, buf.Bytes(), 0o644)
+}
+
+// resolveIn follows p's symlinks as if root were "/", and checks that the
+// result is an executable file.
+func resolveIn(root, p string) (string, error) {
+	cur := p
+	for i := 0; i < 40; i++ {
+		host := filepath.Join(root, cur)
+		fi, err := os.Lstat(host)
+		if err != nil {
+			// A parent may be a symlink too.
+			dir, base := path.Split(cur)
+			if dir != "/" && dir != "" {
+				rd, err2 := resolveIn(root, path.Clean(dir))
+				if err2 == nil && rd != path.Clean(dir) {
+					cur = path.Join(rd, base)
+					continue
+				}
+			}
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if fi.IsDir() || fi.Mode()&0o111 == 0 {
+				return "", fmt.Errorf("%s is not an executable file", cur)
+			}
+			return cur, nil
+		}
+		t, err := os.Readlink(host)
+		if err != nil {
+			return "", err
+		}
+		if !path.IsAbs(t) {
+			t = path.Join(path.Dir(cur), t)
+		}
+		cur = t
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+}
+
+// freeInitramfs deletes the initramfs's files (not what is mounted below
+// it), as switch_root(8) does, to give their memory back.
+func freeInitramfs(keep string) {
+	var root unix.Stat_t
+	if unix.Stat("/", &root) != nil {
+		return
+	}
+	var walk func(dir string)
+	walk = func(dir string) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			p := path.Join(dir, e.Name())
+			if p == keep {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) != nil || st.Dev != root.Dev {
+				continue // another file system
+			}
+			if e.IsDir() {
+				walk(p)
+			}
+			os.Remove(p)
+		}
+	}
+	walk("/")
+}
