@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,8 +42,8 @@ func (b *Boot) fail(err error) {
 	default:
 		fmt.Fprintln(b.Console, "stage1: halting. Add boot.shell_on_fail to the kernel command line for a rescue shell.")
 	}
+	b.flush()
 	unix.Sync()
-	time.Sleep(100 * time.Millisecond)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_HALT)
 	select {} // PID 1 must not exit
 }
@@ -56,6 +55,7 @@ func (b *Boot) shell(why string) {
 		return
 	}
 	fmt.Fprintf(b.Console, "stage1: %s: starting %s; exit it to go on\n", why, RescueShell)
+	b.flush()
 	cmd := exec.Command(RescueShell)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = []string{"PATH=/bin", "HOME=/", "PS1=nixlive-rescue# "}

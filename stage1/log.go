@@ -59,3 +59,46 @@ func (h *consoleHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *consoleHandler) WithGroup(string) slog.Handler { return h }
+
+// asyncWriter writes to a slow console (a serial port at 115200 baud takes
+// about 9 ms a line) from its own goroutine, so that logging does not
+// stretch the steps it reports. Flush waits until everything is out.
+type asyncWriter struct {
+	ch chan []byte
+	w  io.Writer
+}
+
+func newAsyncWriter(w io.Writer) *asyncWriter {
+	a := &asyncWriter{ch: make(chan []byte, 1024), w: w}
+	go func() {
+		for b := range a.ch {
+			if b == nil {
+				continue
+			}
+			a.w.Write(b)
+		}
+	}()
+	return a
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	a.ch <- append([]byte(nil), p...)
+	return len(p), nil
+}
+
+// Flush returns once every earlier Write has reached the console.
+func (a *asyncWriter) Flush() {
+	done := make(chan struct{})
+	a.ch <- nil // a no-op that keeps the order
+	go func() {
+		for len(a.ch) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	time.Sleep(20 * time.Millisecond) // the last line may still be in the writer
+}

@@ -28,6 +28,7 @@ type Boot struct {
 	device string          // the medium, once found
 	seen   []Device        // every block device seen while looking
 	kmod   *kmod.DB        // the initrd's modules, if any
+	flush  func()          // waits until the console has everything
 	loaded map[string]bool // module files already tried
 }
 
@@ -42,10 +43,10 @@ func uptime() time.Duration {
 
 // Main is stage 1's main: it never returns.
 func Main() {
-	console := os.Stderr
+	console := newAsyncWriter(os.Stderr)
 	tl := NewTimeline("stage1", uptime)
 	log := slog.New(newConsoleHandler(console, uptime))
-	b := &Boot{Timeline: tl, Log: log, Console: console, loaded: map[string]bool{}}
+	b := &Boot{Timeline: tl, Log: log, Console: console, flush: console.Flush, loaded: map[string]bool{}}
 	b.mark("start", "")
 	err := b.run()
 	b.fail(err)
@@ -318,6 +319,7 @@ func (b *Boot) switchRoot() error {
 		env = append(env, "systemConfig="+b.Cmd.SystemConfig)
 	}
 	argv := append([]string{init}, b.Cmd.InitArgs...)
+	b.flush()
 	err := unix.Exec(init, argv, env)
 	return fmt.Errorf("stage1: exec stage 2 %s: %w", init, err)
 }
