@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,16 +46,14 @@ type Initrd struct {
 	// modules it does not have are an error only when named explicitly.
 	Modules  []string
 	Explicit bool // Modules were given by the user
-	// RescueShell adds a shell for boot.shell_on_fail (not yet available).
+	// RescueShell adds u-root's shell (gosh, as /bin/sh) and core commands
+	// for boot.shell_on_fail and boot.debug1.
 	RescueShell bool
 }
 
 // Build writes the initrd, a zstd-compressed newc cpio archive, to out
 // (atomically). The same inputs give the same bytes.
 func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) {
-	if in.RescueShell {
-		return 0, errors.New("initrd: --rescue-shell is not implemented yet")
-	}
 	tmp, err := os.MkdirTemp("", "imagegen-initrd-")
 	if err != nil {
 		return 0, err
@@ -80,6 +77,13 @@ func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) 
 		cpio.Directory("run", 0o755),
 		cpio.Directory("mnt-root", 0o755),
 		cpio.StaticRecord(prog, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
+	}
+	if in.RescueShell {
+		bins, err := rescueRecords(ctx, tmp)
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, bins...)
 	}
 	if in.ModulesDir != "" {
 		mods, err := in.moduleRecords()
@@ -234,6 +238,37 @@ func filterLines(p string, keep func(string) bool) (string, error) {
 		}
 	}
 	return b.String(), sc.Err()
+}
+
+// RescueCommands are u-root's core commands put in /bin with the rescue
+// shell: enough to look at devices, mounts, logs and modules, and to fix a
+// mount by hand.
+var RescueCommands = []string{"gosh", "ls", "cat", "mount", "umount", "dmesg", "mkdir", "cp", "mv", "rm", "ln",
+	"grep", "insmod", "lsmod", "ps", "poweroff", "shutdown", "blkid", "losetup", "switch_root", "uname", "free", "df"}
+
+func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
+	dir := filepath.Join(tmp, "rescue")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + "/"}
+	for _, c := range RescueCommands {
+		args = append(args, "github.com/u-root/u-root/cmds/core/"+c)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initrd: build the rescue shell: %v\n%s", err, msg)
+	}
+	recs := []cpio.Record{cpio.Directory("bin", 0o755)}
+	for _, c := range RescueCommands {
+		data, err := os.ReadFile(filepath.Join(dir, c))
+		if err != nil {
+			return nil, fmt.Errorf("initrd: rescue shell: %w", err)
+		}
+		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: "bin/" + c, Mode: cpio.S_IFREG | 0o755}))
+	}
+	return append(recs, cpio.Symlink("bin/sh", "gosh")), nil
 }
 
 // buildStatic builds a boot-time command of this module: static, stripped,
