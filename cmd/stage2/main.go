@@ -1,14 +1,6 @@
-// Command stage2 is part of the nixlive live CD; it is built in issue [4/4].
-// Until then it only says so, so that the module's layout and build are in
-// place from the start.
+// Command stage2 is PID 1 after stage 1's switch_root: see package stage2.
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "github.com/nixlive/nixlive/stage2"
 
-func main() {
-	fmt.Fprintln(os.Stderr, "stage2: not implemented yet (issue [4/4])")
-	os.Exit(1)
-}
+func main() { stage2.Main() }
