@@ -45,6 +45,7 @@ type ISOResult struct {
 // input is a file to put on the ISO, resolved on the host.
 type input struct {
 	target string
+	field  string // the spec field that asked for it ("contents[2].target"), "" for the layout
 	host   string // "" for data
 	data   []byte
 	mode   fs.FileMode
@@ -79,7 +80,7 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		inputs = append(inputs, input{target: c.Target, host: h})
+		inputs = append(inputs, input{target: c.Target, host: h, field: fmt.Sprintf("contents[%d].target", i)})
 	}
 	for i, p := range s.StoreContents {
 		if _, err := storepath.ToStorePath(b.Store.Store(), p); err != nil {
@@ -322,19 +323,46 @@ func opener(b []byte) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
+// checkTargets refuses inputs that clash with each other or with the
+// ISO's own entries: the same path twice, a file where a directory must be
+// or inside a file, anything under /nix/store (kept empty). The layout is
+// placed first, so that a clash is blamed on the contents entry.
 func checkTargets(in []input) error {
-	seen := map[string]bool{}
-	reserved := map[string]bool{isoSquashfs: true, "system": true, "init": true, "nix": true, "nix/store": true, isoCatalog: true}
-	for _, i := range in {
-		if reserved[i.target] || seen[i.target] {
-			return fmt.Errorf("contents: target %q is taken (by the bootloader or the live system layout)", i.target)
-		}
-		for d := path.Dir(i.target); d != "."; d = path.Dir(d) {
-			if seen[d] {
-				return fmt.Errorf("contents: target %q is inside the file %q", i.target, d)
+	const layout = "the bootloader or the live system layout"
+	files := map[string]string{isoSquashfs: layout, "system": layout, "init": layout, isoCatalog: layout} // path -> who put it there
+	dirs := map[string]string{"nix": "nix/store"}                                                         // path -> a path under it
+	var ordered []input
+	for _, contents := range []bool{false, true} {
+		for _, i := range in {
+			if (i.field != "") == contents {
+				ordered = append(ordered, i)
 			}
 		}
-		seen[i.target] = true
+	}
+	for _, i := range ordered {
+		who := i.field
+		if who == "" {
+			who = "bootloader file"
+		}
+		switch {
+		case i.target == "nix/store" || strings.HasPrefix(i.target, "nix/store/"):
+			return fmt.Errorf("%s %q: /nix/store on the ISO is kept empty", who, i.target)
+		case files[i.target] != "":
+			return fmt.Errorf("%s %q: taken by %s", who, i.target, files[i.target])
+		case dirs[i.target] != "":
+			return fmt.Errorf("%s %q: a directory on the ISO (it holds %q)", who, i.target, dirs[i.target])
+		}
+		for d := path.Dir(i.target); d != "."; d = path.Dir(d) {
+			if by := files[d]; by != "" {
+				return fmt.Errorf("%s %q: %q is a file (%s)", who, i.target, d, by)
+			}
+			dirs[d] = i.target
+		}
+		by := i.field
+		if by == "" {
+			by = layout
+		}
+		files[i.target] = by
 	}
 	return nil
 }

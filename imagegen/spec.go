@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/nixlive/nixlive/imagegen/squashfs"
@@ -84,6 +85,9 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("spec %s: %s", name, jsonError(data, err))
 	}
+	if err := exactNames(data); err != nil {
+		return nil, fmt.Errorf("spec %s: %w", name, err)
+	}
 	if dec.More() {
 		return nil, fmt.Errorf("spec %s: trailing data after the JSON object", name)
 	}
@@ -115,6 +119,62 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 	return &s, nil
 }
 
+// specNames are the spec's JSON names, by where they occur.
+var specNames = map[string][]string{
+	"": {"isoName", "volumeID", "compressImage", "contents", "storeContents", "squashfsCompression",
+		"system", "kernel", "initrd", "kernelParams", "boot", "sourceDateEpoch"},
+	"boot":                {"bios", "efi", "usb", "timeout", "label", "serialConsole"},
+	"contents[]":          {"source", "target"},
+	"squashfsCompression": {"algorithm", "level"},
+}
+
+// exactNames refuses names that encoding/json matched to a field only by
+// ignoring case ("volumeId" for "volumeID"): the names are NixOS's option
+// names, case and all.
+func exactNames(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil // the decoder has judged the syntax
+	}
+	return exactNamesIn(v, "")
+}
+
+func exactNamesIn(v any, at string) error {
+	switch v := v.(type) {
+	case map[string]any:
+		known, ok := specNames[at]
+		if !ok {
+			return nil
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			field := strings.TrimPrefix(strings.TrimSuffix(at, "[]")+"."+k, ".")
+			if !slices.Contains(known, k) {
+				for _, n := range known {
+					if strings.EqualFold(k, n) {
+						return fmt.Errorf("unknown field %q (the name is %q)", field, n)
+					}
+				}
+				continue
+			}
+			if err := exactNamesIn(v[k], strings.TrimPrefix(at+"."+k, ".")); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if err := exactNamesIn(e, at+"[]"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func setIf[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v
@@ -128,7 +188,12 @@ func jsonError(data []byte, err error) string {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
-		return fmt.Sprintf("%s: want %s, not JSON %s (line %d)", te.Field, te.Type, te.Value, lineOf(data, te.Offset))
+		// The field path starts with the embedded type's name.
+		field := strings.TrimPrefix(strings.TrimPrefix(te.Field, "plain"), ".")
+		if field == "" {
+			return fmt.Sprintf("want a JSON object, not JSON %s (line %d)", te.Value, lineOf(data, te.Offset))
+		}
+		return fmt.Sprintf("%s: want %s, not JSON %s (line %d)", field, te.Type, te.Value, lineOf(data, te.Offset))
 	case errors.As(err, &se):
 		return fmt.Sprintf("line %d: %v", lineOf(data, se.Offset), err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
