@@ -1,7 +1,6 @@
 package imagegen
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -154,10 +153,6 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 		ver = filepath.Base(r)
 	}
 	base := "lib/modules/" + ver
-	keep := map[string]bool{}
-	for _, f := range files {
-		keep[f] = true
-	}
 	var recs []cpio.Record
 	dirs := map[string]bool{}
 	addDir := func(d string) {
@@ -183,61 +178,20 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 	}
 	// The module database, cut down to what the initrd holds, so stage 1
 	// resolves and coldplugs with the same code as on a full system.
-	dep, err := filterLines(filepath.Join(dir, "modules.dep"), func(l string) bool {
-		f, _, _ := strings.Cut(l, ":")
-		return keep[f]
-	})
-	if err != nil {
-		return nil, err
-	}
-	held := map[string]bool{}
-	for _, f := range files {
-		held[moduleName(f)] = true
-	}
-	alias, err := filterLines(filepath.Join(dir, "modules.alias"), func(l string) bool {
-		fields := strings.Fields(l)
-		return len(fields) == 3 && held[strings.ReplaceAll(fields[2], "-", "_")]
-	})
-	if err != nil {
-		return nil, err
-	}
-	builtin, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+	index, err := db.Subset(names)
 	if err != nil {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
-	recs = append(recs,
-		cpio.StaticFile(base+"/modules.dep", dep, 0o644),
-		cpio.StaticFile(base+"/modules.alias", alias, 0o644),
-		cpio.StaticFile(base+"/modules.builtin", string(builtin), 0o644),
-		cpio.StaticFile(base+"/"+stage1.ModulesList, strings.Join(names, "\n")+"\n", 0o644),
-	)
+	var indexNames []string
+	for n := range index {
+		indexNames = append(indexNames, n)
+	}
+	sort.Strings(indexNames)
+	for _, n := range indexNames {
+		recs = append(recs, cpio.StaticRecord(index[n], cpio.Info{Name: base + "/" + n, Mode: cpio.S_IFREG | 0o644}))
+	}
+	recs = append(recs, cpio.StaticFile(base+"/"+stage1.ModulesList, strings.Join(names, "\n")+"\n", 0o644))
 	return recs, nil
-}
-
-// moduleName turns "kernel/drivers/ata/ata_piix.ko.xz" into "ata_piix".
-func moduleName(file string) string {
-	n := path.Base(file)
-	if i := strings.Index(n, ".ko"); i >= 0 {
-		n = n[:i]
-	}
-	return strings.ReplaceAll(n, "-", "_")
-}
-
-func filterLines(p string, keep func(string) bool) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("initrd: %w", err)
-	}
-	defer f.Close()
-	var b strings.Builder
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if l := sc.Text(); keep(l) {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String(), sc.Err()
 }
 
 // RescueCommands are u-root's core commands put in /bin with the rescue
