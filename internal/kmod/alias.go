@@ -127,15 +127,16 @@ var anyByte = func() *class { var c class; c.invert(); return &c }()
 
 func compile(p string) glob {
 	var g glob
-	var seg []elem
+	elems := make([]elem, 0, len(p)) // the segments are slices of it
+	start := 0
 	var prefix []byte
 	literalRun := true
 	for i := 0; i < len(p); i++ {
 		e := elem{c: p[i]}
 		switch p[i] {
 		case '*':
-			g.segs = append(g.segs, seg)
-			seg, literalRun = nil, false
+			g.segs = append(g.segs, elems[start:len(elems):len(elems)])
+			start, literalRun = len(elems), false
 			continue
 		case '?':
 			e.set = anyByte
@@ -154,9 +155,9 @@ func compile(p string) glob {
 		} else if literalRun {
 			prefix = append(prefix, e.c)
 		}
-		seg = append(seg, e)
+		elems = append(elems, e)
 	}
-	g.segs = append(g.segs, seg)
+	g.segs = append(g.segs, elems[start:])
 	g.prefix = string(prefix)
 	return g
 }

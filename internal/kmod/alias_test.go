@@ -70,40 +70,50 @@ func TestNormalizeAlias(t *testing.T) {
 	}
 }
 
-// refMatch is a plain recursive fnmatch, to check the compiled matcher.
+// refMatch is a plain recursive fnmatch, memoized, to check the compiled
+// matcher.
 func refMatch(p, s string) bool {
-	if p == "" {
-		return s == ""
-	}
-	switch p[0] {
-	case '*':
-		for i := 0; i <= len(s); i++ {
-			if refMatch(p[1:], s[i:]) {
-				return true
+	memo := map[[2]int]bool{}
+	var m func(i, j int) bool
+	m = func(i, j int) bool {
+		key := [2]int{i, j}
+		if r, ok := memo[key]; ok {
+			return r
+		}
+		r := false
+		p, s := p[i:], s[j:]
+		switch {
+		case p == "":
+			r = s == ""
+		case p[0] == '*':
+			r = m(i+1, j) || s != "" && m(i, j+1)
+		case p[0] == '?':
+			r = s != "" && m(i+1, j+1)
+		case p[0] == '[':
+			if set, n, ok := bracket(p); ok {
+				r = s != "" && set.has(s[0]) && m(i+n, j+1)
+				break
 			}
+			r = s != "" && s[0] == '[' && m(i+1, j+1)
+		case p[0] == '\\' && len(p) > 1:
+			r = s != "" && s[0] == p[1] && m(i+2, j+1)
+		default:
+			r = s != "" && s[0] == p[0] && m(i+1, j+1)
 		}
-		return false
-	case '?':
-		return s != "" && refMatch(p[1:], s[1:])
-	case '[':
-		if set, n, ok := bracket(p); ok {
-			return s != "" && set.has(s[0]) && refMatch(p[n:], s[1:])
-		}
-	case '\\':
-		if len(p) > 1 {
-			return s != "" && s[0] == p[1] && refMatch(p[2:], s[1:])
-		}
+		memo[key] = r
+		return r
 	}
-	return s != "" && s[0] == p[0] && refMatch(p[1:], s[1:])
+	return m(0, 0)
 }
 
 func FuzzGlob(f *testing.F) {
 	f.Add("a*b?c[d-f]*", "axxbycezz")
 	f.Add("*ab*ab*", "xabyab")
 	f.Add("[!]a-]*\\*", "q*")
+	f.Add("***********(****", "n\f\x8av\x0f8\xd9=Pj\xb0;\x88s'G\xa7\t\xe1w\xbb\xbe\x9a&\xa8\xfd\x10\xe2v\x110i\x95b\x9c")
 	f.Fuzz(func(t *testing.T, p, s string) {
-		if len(p) > 24 || len(s) > 48 {
-			return // the reference is exponential
+		if len(p) > 64 || len(s) > 256 {
+			return
 		}
 		g := compile(p)
 		if got, want := g.match(s), refMatch(p, s); got != want {
