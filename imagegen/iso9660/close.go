@@ -207,7 +207,8 @@ func (r *dirRecord) length() int {
 	if len(r.id)%2 == 0 {
 		l++
 	}
-	return l + len(r.susp.inline) + map[bool]int{true: ceLen, false: 0}[len(r.susp.chunks) > 0]
+	l += len(r.susp.inline) + map[bool]int{true: ceLen, false: 0}[len(r.susp.chunks) > 0]
+	return l + l%2 // ECMA-119 9.1.13: a record is an even number of bytes
 }
 
 // records builds directory d's records: ".", "..", then its children,
@@ -225,7 +226,7 @@ func (w *Writer) records(d *node, joliet bool) []dirRecord {
 			if len(id)%2 == 0 {
 				base++
 			}
-			r.susp = pack(entries, 255-base)
+			r.susp = pack(entries, 254-base) // 254: the longest even record
 		}
 		return r
 	}
@@ -324,6 +325,9 @@ func (r *dirRecord) bytes(h *hierarchy) []byte {
 		b = append(b, 0)
 	}
 	b = append(b, r.susp.bytes(uint32(h.ceAt))...)
+	if len(b)%2 == 1 {
+		b = append(b, 0) // ECMA-119 9.1.13
+	}
 	b[0] = byte(len(b))
 	return b
 }

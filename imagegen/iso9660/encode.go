@@ -129,7 +129,7 @@ func jolietNames(names []string, isDir []bool) [][]byte {
 			case '*', '/', ':', ';', '?', '\\':
 				u[j] = '_'
 			}
-			if c >= 0xD800 && c < 0xE000 { // no surrogates in UCS-2
+			if c < 0x20 || c >= 0xD800 && c < 0xE000 { // no controls (Joliet), no surrogates (UCS-2)
 				u[j] = '_'
 			}
 		}

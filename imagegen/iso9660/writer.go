@@ -140,6 +140,14 @@ func NewWriter(f File, opts Options) (*Writer, error) {
 	if opts.Catalog == "" {
 		opts.Catalog = "boot.cat"
 	}
+	if len(opts.Boot) > 0 {
+		// Close looks the catalog up by its cleaned path.
+		c, err := clean(opts.Catalog)
+		if err != nil || c == "" {
+			return nil, fmt.Errorf("iso9660: bad boot catalog path %q", opts.Catalog)
+		}
+		opts.Catalog = c
+	}
 	w := &Writer{f: f, opts: opts, nodes: map[string]*node{}, boot: map[string]int{}, dig: sha256.New()}
 	w.root = &node{mode: fs.ModeDir | 0o755, mtime: opts.ModTime}
 	w.nodes[""] = w.root
@@ -365,6 +373,15 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return total, fmt.Errorf("iso9660: /%s: %w", pathOf(w.cur.n), err)
 		}
 	}
+	// Like Write, refuse more bytes than the header announced rather than
+	// leave them unread.
+	var one [1]byte
+	if n, _ := io.ReadFull(r, one[:]); n > 0 {
+		if w.cur == nil {
+			return total, errors.New("iso9660: Write without a regular file's header")
+		}
+		return total, fmt.Errorf("iso9660: /%s: write beyond its size %d", pathOf(w.cur.n), w.cur.n.size)
+	}
 	return total, nil
 }
 
@@ -375,7 +392,9 @@ func (w *Writer) finishFile() error {
 	}
 	w.cur = nil
 	if fw.written != fw.n.size {
-		return fmt.Errorf("iso9660: /%s: %d of %d bytes written", pathOf(fw.n), fw.written, fw.n.size)
+		// Sticky: the image would hold a file padded with zeros.
+		w.err = fmt.Errorf("iso9660: /%s: %d of %d bytes written", pathOf(fw.n), fw.written, fw.n.size)
+		return w.err
 	}
 	if fw.patch {
 		patchBootInfo(fw.buf, uint32(fw.off/sectorSize))
