@@ -1,6 +1,7 @@
 package iso9660
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -348,6 +349,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 		fw.written += int64(len(p))
 		return len(p), nil
 	}
+	// The File starts out empty: runs of zeros (sparse inputs) are left as
+	// holes instead of being written.
+	if allZero(p) {
+		fw.written += int64(len(p))
+		return len(p), nil
+	}
 	if _, err := w.f.WriteAt(p, fw.off+fw.written); err != nil {
 		w.err = fmt.Errorf("iso9660: write /%s: %w", pathOf(fw.n), err)
 		return 0, w.err
@@ -500,4 +507,17 @@ func (s *Stream) Close() error {
 	fmt.Fprintf(s.w.dig, "stream %d\n", s.size)
 	s.w.dig.Write(head)
 	return nil
+}
+
+var zeros = make([]byte, 64<<10)
+
+func allZero(p []byte) bool {
+	for len(p) > 0 {
+		n := min(len(p), len(zeros))
+		if !bytes.Equal(p[:n], zeros[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
 }
