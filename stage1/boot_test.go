@@ -1,0 +1,399 @@
+//go:build linux
+
+package stage1_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/livetest"
+	"github.com/nixlive/nixlive/internal/vmtest"
+)
+
+// bootTimeout bounds each wait on a machine: TCG on a loaded two-core
+// machine can be several times slower than the figures of REFERENCE.md §3.
+const bootTimeout = 3 * time.Minute
+
+// The timelines stage 1 writes, as checkstage2 prints them ("?": a step
+// that happens only when coldplug finds a module to load).
+var (
+	cdSteps = []string{
+		"start", "early mounts", "modules", "coldplug?", "medium found",
+		"mount /", "mount /iso", "mount /nix/.ro-store", "mount /nix/.rw-store", "mount /nix/store",
+		"switch_root",
+	}
+	copyToRAMSteps = []string{
+		"start", "early mounts", "modules", "coldplug?", "medium found",
+		"mount /", "mount /iso", "copytoram", "medium released",
+		"mount /nix/.ro-store", "mount /nix/.rw-store", "mount /nix/store",
+		"switch_root",
+	}
+)
+
+// The checks checkstage2 makes, by name; each must be printed and ok.
+var (
+	liveChecks      = []string{"root-tmpfs", "iso-iso9660", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}
+	copyToRAMChecks = []string{"root-tmpfs", "medium-released", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}
+)
+
+// wrongLabel is a label no device has.
+const wrongLabel = "nixlive-no-such-label"
+
+// summary collects one line per boot for the log at the end.
+type summary struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *summary) add(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, fmt.Sprintf(format, args...))
+}
+
+// TestBoot boots the live system under QEMU (TCG) with Debian's cloud
+// kernel, from an ISO made by "imagegen build" with an initrd made by
+// "imagegen initrd", into checkstage2, the stand-in for stage 2, which
+// checks the live layout from inside. The machines are independent and
+// run in parallel; the ISO, the initrds and the store are built once.
+func TestBoot(t *testing.T) {
+	vmtest.HaveQEMU(t)
+	env := livetest.New(t)
+	sum := &summary{}
+	start := time.Now()
+	t.Cleanup(func() {
+		sort.Strings(sum.lines)
+		t.Logf("builds: %v", env.Took())
+		t.Logf("boots (QEMU wall time; stage 1 from its start to switch_root, kernel uptime):\n\t%s", strings.Join(sum.lines, "\n\t"))
+		t.Logf("TestBoot took %v", time.Since(start).Round(100*time.Millisecond))
+	})
+
+	// From the firmware through the boot loader's default menu entry, from
+	// a CD and from the ISO written to a USB stick (an IDE disk here: the
+	// isohybrid MBR and GPT are what a stick boots by).
+	for _, tc := range []struct {
+		name string
+		fw   vmtest.Firmware
+		usb  bool
+		dev  string // the medium, as stage 1 and /proc/mounts name it
+	}{
+		{"SeaBIOS-CD", vmtest.SeaBIOS, false, "/dev/sr0"},
+		{"OVMF-CD", vmtest.OVMF, false, "/dev/sr0"},
+		{"SeaBIOS-USB", vmtest.SeaBIOS, true, "/dev/sda"},
+		{"OVMF-USB", vmtest.OVMF, true, "/dev/sda"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env.Start(livetest.ISO)
+			t.Parallel()
+			if tc.fw == vmtest.OVMF {
+				vmtest.HaveOVMF(t)
+			}
+			iso := env.Path(t, livetest.ISO)
+			opts := vmtest.Options{Name: tc.name, Firmware: tc.fw}
+			if tc.usb {
+				opts.Disks = []vmtest.Disk{{Path: iso, Snapshot: true}}
+			} else {
+				opts.CDROM = iso
+			}
+			r := bootToPass(t, sum, opts, liveChecks, cdSteps)
+			assert.Equal(t, "source="+tc.dev, checkDetail(r, "iso-iso9660"), "the medium mounted on /iso")
+		})
+	}
+
+	// copytoram from the boot loader's menu line (the spec's kernelParams):
+	// the store image is copied to RAM and the medium released before
+	// stage 2, whose store still reads.
+	t.Run("copytoram", func(t *testing.T) {
+		env.Start(livetest.Store, livetest.Initrd)
+		t.Parallel()
+		s := env.Store(t)
+		spec := specWith(t, env.Spec(t, env.Path(t, livetest.Initrd)), "copytoram", "check.copytoram")
+		iso := env.BuildISO(t, "copytoram.iso", spec)
+		r := bootToPass(t, sum, vmtest.Options{Name: "copytoram", CDROM: iso}, copyToRAMChecks, copyToRAMSteps)
+		assert.Equal(t, "/iso mounted=false", checkDetail(r, "medium-released"))
+		assert.Contains(t, checkDetail(r, "store-file-intact"), s.File+" sha256="+s.SHA256)
+	})
+
+	// findiso: the ISO is a file on an ext4 disk, the only drive (no CD-ROM
+	// drive at all); the kernel and initrd are loaded directly.
+	t.Run("findiso", func(t *testing.T) {
+		env.Start(livetest.ISO)
+		t.Parallel()
+		if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+			t.Skip("mkfs.ext4 not found: install e2fsprogs (make test does)")
+		}
+		iso := env.Path(t, livetest.ISO)
+		const isoPath = "/boot-images/nixlive/live.iso"
+		img := filepath.Join(t.TempDir(), "host.ext4")
+		require.NoError(t, livetest.Ext4Image(t.Context(), img, "ISOHOST", iso, isoPath))
+		opts := vmtest.Options{
+			Name:   "findiso",
+			Kernel: env.Kernel.Vmlinuz,
+			Initrd: env.Path(t, livetest.Initrd),
+			Append: "findiso=" + isoPath + " " + env.Cmdline(t),
+			Disks:  []vmtest.Disk{{Path: img, Snapshot: true}},
+			// Not even the empty CD-ROM drive QEMU adds by default.
+			ExtraArgs: []string{"-nodefaults"},
+		}
+		r := bootToPass(t, sum, opts, liveChecks, cdSteps)
+		assert.Regexp(t, `^source=/dev/loop\d+$`, checkDetail(r, "iso-iso9660"), "the ISO file on a loop device")
+		_, msg, ok := livetest.Stage1Log(r.console, "medium found")
+		if assert.True(t, ok, "stage 1 logs where it found the medium") {
+			assert.Contains(t, msg, isoPath+" on /dev/sda")
+		}
+	})
+
+	// A label that no device has: stage 1 says what it wanted and what it
+	// saw, and halts once live.timeout has passed; no stage 2, no panic.
+	t.Run("wrong-label", func(t *testing.T) {
+		env.Start(livetest.ISO)
+		t.Parallel()
+		const timeout = 3 * time.Second
+		vm := vmtest.Start(t, vmtest.Options{
+			Name:   "wrong-label",
+			Kernel: env.Kernel.Vmlinuz,
+			Initrd: env.Path(t, livetest.Initrd),
+			Append: wrongLabelCmdline(t, env, fmt.Sprintf("live.timeout=%g", timeout.Seconds())),
+			CDROM:  env.Path(t, livetest.ISO),
+		})
+		expectNotFound(t, vm)
+		expect(t, vm, `^stage1: halting\.`)
+		vm.MustExpectString("reboot: System halted", bootTimeout)
+		console := vm.Console()
+		assert.NotContains(t, console, livetest.ResultPrefix, "stage 2 ran")
+		assert.NotContains(t, console, "Kernel panic")
+		assert.NotContains(t, console, "starting /bin/sh", "a shell without boot.shell_on_fail")
+		// It waited live.timeout for the medium, not less, and not much
+		// more.
+		waitFrom, _, ok1 := livetest.Stage1Log(console, "modules")
+		failedAt, _, ok2 := livetest.Stage1Log(console, "failed")
+		if assert.True(t, ok1 && ok2, "stage 1 logs the modules and failed steps") {
+			waited := failedAt - waitFrom
+			assert.GreaterOrEqual(t, waited, timeout, "stage 1 gave up before live.timeout")
+			assert.Less(t, waited, timeout+30*time.Second, "stage 1 waited far past live.timeout")
+			sum.add("%-16s halted after %v wall; waited %v for the medium (live.timeout=%v)",
+				"wrong-label", vm.Elapsed().Round(100*time.Millisecond), waited.Round(10*time.Millisecond), timeout)
+		}
+	})
+
+	// The same with boot.shell_on_fail and an initrd with the rescue
+	// shell: the shell runs on the console and takes commands.
+	t.Run("rescue-shell", func(t *testing.T) {
+		env.Start(livetest.ISO, livetest.RescueInitrd)
+		t.Parallel()
+		vm := vmtest.Start(t, vmtest.Options{
+			Name:   "rescue-shell",
+			Kernel: env.Kernel.Vmlinuz,
+			Initrd: env.Path(t, livetest.RescueInitrd),
+			Append: wrongLabelCmdline(t, env, "live.timeout=1", "boot.shell_on_fail"),
+			CDROM:  env.Path(t, livetest.ISO),
+		})
+		expectNotFound(t, vm)
+		expect(t, vm, `stage1: boot\.shell_on_fail: starting /bin/sh`)
+		// The shell may still be setting up its line editor: type again
+		// if the first command got lost.
+		sr0 := regexp.MustCompile(`(^|\s)sr0(\s|$)`)
+		var err error
+		for try := 0; try < 3; try++ {
+			require.NoError(t, vm.Send("ls /dev\n"))
+			if _, err = vm.Expect(sr0, time.Minute); !errors.Is(err, vmtest.ErrTimeout) {
+				break
+			}
+		}
+		require.NoError(t, err, "ls /dev in the rescue shell")
+		require.NoError(t, vm.Send("exit\n"))
+		expect(t, vm, `stage1: the rescue shell exited; halting`) // after the line editor's last words
+		vm.MustExpectString("reboot: System halted", bootTimeout)
+		assert.NotContains(t, vm.Console(), livetest.ResultPrefix, "stage 2 ran")
+		sum.add("%-16s shell, ls, exit and halt in %v wall", "rescue-shell", vm.Elapsed().Round(100*time.Millisecond))
+	})
+
+	// A damaged medium: stage 1 names the mount that failed (and for the
+	// store image, the likely cause), and halts; it neither hangs nor
+	// panics.
+	t.Run("corrupt", func(t *testing.T) {
+		squashfsErr := func(why string) string {
+			return `^stage1: mount /dev/loop\d+ \(squashfs\) on /mnt-root/nix/\.ro-store: ` + why +
+				` \(is nix-store\.squashfs on the medium intact\?\)$`
+		}
+		for _, cc := range []struct {
+			name string
+			iso  func(t *testing.T) string // makes the damaged ISO
+			want string                    // stage 1's error line
+		}{
+			// nix-store.squashfs cut to half its size (its superblock
+			// claims more bytes than the file holds: the kernel refuses it).
+			{"truncated-squashfs", func(t *testing.T) string {
+				iso := env.Path(t, livetest.ISO)
+				_, size, err := livetest.FileExtent(iso, "nix-store.squashfs")
+				require.NoError(t, err)
+				half := filepath.Join(t.TempDir(), "half.squashfs")
+				require.NoError(t, livetest.ExtractFile(iso, "nix-store.squashfs", half, size/2))
+				return env.BuildISO(t, "truncated-squashfs.iso", env.Spec(t, env.Path(t, livetest.Initrd)), "--squashfs", half)
+			}, squashfsErr("invalid argument")},
+			// A file that is not a squashfs image at all.
+			{"garbage-squashfs", func(t *testing.T) string {
+				garbage := filepath.Join(t.TempDir(), "garbage.squashfs")
+				require.NoError(t, os.WriteFile(garbage, []byte(strings.Repeat("not a squashfs image\n", 50000)), 0o644))
+				return env.BuildISO(t, "garbage-squashfs.iso", env.Spec(t, env.Path(t, livetest.Initrd)), "--squashfs", garbage)
+			}, squashfsErr("invalid argument")},
+			// The ISO itself cut short (an interrupted download): its
+			// directories, written after the files, are gone.
+			{"truncated-iso", func(t *testing.T) string {
+				iso := env.Path(t, livetest.ISO)
+				off, size, err := livetest.FileExtent(iso, "nix-store.squashfs")
+				require.NoError(t, err)
+				cut := filepath.Join(t.TempDir(), "truncated.iso")
+				require.NoError(t, livetest.CopyFile(iso, cut))
+				require.NoError(t, os.Truncate(cut, (off+size/2)&^2047))
+				return cut
+			}, `^stage1: mount /dev/sr0 \(iso9660\) on /mnt-root/iso: input/output error$`},
+		} {
+			t.Run(cc.name, func(t *testing.T) {
+				env.Start(livetest.ISO)
+				t.Parallel()
+				iso := cc.iso(t)
+				vm := vmtest.Start(t, vmtest.Options{
+					Name:   cc.name,
+					Kernel: env.Kernel.Vmlinuz,
+					Initrd: env.Path(t, livetest.Initrd),
+					Append: env.Cmdline(t),
+					CDROM:  iso,
+				})
+				expect(t, vm, `^\*\*\* nixlive stage 1 failed \*\*\*$`)
+				expect(t, vm, cc.want)
+				expect(t, vm, `^stage1: halting\.`)
+				vm.MustExpectString("reboot: System halted", bootTimeout)
+				assert.NotContains(t, vm.Console(), livetest.ResultPrefix, "stage 2 ran")
+				sum.add("%-18s stage 1 error and halt in %v wall", cc.name, vm.Elapsed().Round(100*time.Millisecond))
+			})
+		}
+	})
+}
+
+// stopRE matches the lines after which a machine will print nothing more
+// by itself: the kernel's last words when stage 1 halts it, and stage 1
+// handing the console to the rescue shell.
+const stopRE = `reboot: System halted|stage1: boot\.shell_on_fail: starting /bin/sh`
+
+// expect waits for a console line matching pattern and returns its
+// submatches; it fails the test at once if the machine halts or starts the
+// rescue shell first.
+func expect(t *testing.T, vm *vmtest.VM, pattern string) []string {
+	t.Helper()
+	m := vm.MustExpect(regexp.MustCompile(`(?:`+pattern+`)|(`+stopRE+`)`), bootTimeout)
+	if m[len(m)-1] != "" {
+		t.Fatalf("%s: %q came before a console line matching /%s/", vm.LogPath(), m[len(m)-1], pattern)
+	}
+	return m[:len(m)-1]
+}
+
+// bootToPass boots a machine to checkstage2's verdict and power-off and
+// checks what it printed: every check of wantChecks present and ok (and no
+// other), PASS, and the timeline steps of wantSteps in order.
+func bootToPass(t *testing.T, sum *summary, opts vmtest.Options, wantChecks, wantSteps []string) consoleReport {
+	t.Helper()
+	vm := vmtest.Start(t, opts)
+	expect(t, vm, `^`+regexp.QuoteMeta(livetest.ResultPrefix))
+	vm.MustWait(bootTimeout)
+	console := vm.Console()
+	r, err := livetest.Parse(console)
+	require.NoError(t, err)
+	var names []string
+	for _, c := range r.Checks {
+		names = append(names, c.Name)
+		assert.True(t, c.OK, "check %s failed: %s", c.Name, c.Detail)
+	}
+	assert.ElementsMatch(t, wantChecks, names, "the checks checkstage2 made")
+	assert.Equal(t, "PASS", r.Result, "checkstage2's verdict")
+	if err := livetest.MatchSteps(r.StepNames(), wantSteps); err != nil {
+		t.Errorf("stage 1 timeline: %v", err)
+	}
+	for i := 1; i < len(r.Timeline); i++ {
+		assert.GreaterOrEqual(t, r.Timeline[i].At, r.Timeline[i-1].At, "timeline step %q before %q", r.Timeline[i].Name, r.Timeline[i-1].Name)
+	}
+	if !t.Failed() {
+		start, _ := r.Step("start")
+		sum.add("%-16s PASS in %v wall; stage 1 started at %v, took %v (%s)", opts.Name,
+			vm.Elapsed().Round(100*time.Millisecond), start.At.Round(10*time.Millisecond),
+			r.Stage1().Round(time.Millisecond), stepDurations(r))
+	}
+	return consoleReport{Report: r, console: console}
+}
+
+type consoleReport struct {
+	livetest.Report
+	console string
+}
+
+// stepDurations lists how long each step of stage 1 took.
+func stepDurations(r livetest.Report) string {
+	var parts []string
+	for i := 1; i < len(r.Timeline); i++ {
+		d := r.Timeline[i].At - r.Timeline[i-1].At
+		parts = append(parts, fmt.Sprintf("%s %v", r.Timeline[i].Name, d.Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkDetail returns the detail of the check called name.
+func checkDetail(r consoleReport, name string) string {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c.Detail
+		}
+	}
+	return ""
+}
+
+// specWith adds kernel parameters to a spec.
+func specWith(t *testing.T, spec []byte, params ...string) []byte {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(spec, &m))
+	kp, _ := m["kernelParams"].([]any)
+	for _, p := range params {
+		kp = append(kp, p)
+	}
+	m["kernelParams"] = kp
+	out, err := json.Marshal(m)
+	require.NoError(t, err)
+	return out
+}
+
+// wrongLabelCmdline is the test ISO's kernel line asking for a label no
+// device has.
+func wrongLabelCmdline(t *testing.T, env *livetest.Env, extra ...string) string {
+	t.Helper()
+	line := env.Cmdline(t, extra...)
+	want := "root=LABEL=" + livetest.VolumeID
+	if !strings.Contains(line, want) {
+		t.Fatalf("kernel line %q has no %s", line, want)
+	}
+	return strings.Replace(line, want, "root=LABEL="+wrongLabel, 1)
+}
+
+// expectNotFound waits for stage 1's report of a medium it did not find:
+// the label it wanted and the table of the devices it saw, where the CD
+// shows with its real label.
+func expectNotFound(t *testing.T, vm *vmtest.VM) {
+	t.Helper()
+	expect(t, vm, `^\*\*\* nixlive stage 1 failed \*\*\*$`)
+	expect(t, vm, `^stage1: no medium found: waited \S+ for `+regexp.QuoteMeta(fmt.Sprintf("a file system labelled %q", wrongLabel))+`$`)
+	expect(t, vm, `^`+regexp.QuoteMeta(fmt.Sprintf("Wanted: a file system labelled %q", wrongLabel))+`$`)
+	expect(t, vm, `^DEVICE\s+SIZE\s+FILESYSTEM\s+LABEL\s+UUID\s+NOTE\s*$`)
+	expect(t, vm, `^/dev/sr0\s+\S+\s+iso9660\s+`+regexp.QuoteMeta(fmt.Sprintf("%q", livetest.VolumeID))+`\s`)
+}
