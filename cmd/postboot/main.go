@@ -1,14 +1,12 @@
-// Command postboot is part of the nixlive live CD; it is built in issue [4/4].
-// Until then it only says so, so that the module's layout and build are in
-// place from the start.
+// Command postboot does the NixOS live CD's post-boot commands (load the
+// store's registration into the Nix database, touch /etc/NIXOS, set the
+// system profile) without Nix: see package postboot.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/nixlive/nixlive/postboot"
 )
 
-func main() {
-	fmt.Fprintln(os.Stderr, "postboot: not implemented yet (issue [4/4])")
-	os.Exit(1)
-}
+func main() { os.Exit(postboot.Main(os.Args[1:], os.Stderr)) }

@@ -1,0 +1,130 @@
+package postboot_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nixlive/nixlive/internal/nixtest"
+	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/postboot"
+)
+
+var benchSizes = []int{2000, 20000}
+
+// BenchmarkLoadDB loads a synthetic registration of n paths (a third of
+// them self-referring, up to four references each) into a fresh root, as
+// at boot: parsing, creating the database, one transaction, closing
+// (which checkpoints the WAL into db.sqlite).
+func BenchmarkLoadDB(b *testing.B) {
+	for _, n := range benchSizes {
+		reg := registration.Marshal(synthRecords(n, 1))
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.SetBytes(int64(len(reg)))
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				root := b.TempDir()
+				b.StartTimer()
+				if _, err := (&postboot.Store{Root: root}).LoadDB(bytes.NewReader(reg)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoadDBAgain loads the registration into a root that has it
+// already (the second boot of a persistent live system).
+func BenchmarkLoadDBAgain(b *testing.B) {
+	for _, n := range benchSizes {
+		reg := registration.Marshal(synthRecords(n, 1))
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			root := b.TempDir()
+			if _, err := (&postboot.Store{Root: root}).LoadDB(bytes.NewReader(reg)); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := (&postboot.Store{Root: root}).LoadDB(bytes.NewReader(reg)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNixLoadDB is the reference: `nix-store --store DIR --load-db`
+// on the same input into a fresh root, process start included. Besides
+// the wall time it reports the CPU time (user + system) of the process,
+// which a busy machine disturbs less.
+func BenchmarkNixLoadDB(b *testing.B) {
+	nixtest.HaveNix(b)
+	for _, n := range benchSizes {
+		dir := b.TempDir()
+		file := filepath.Join(dir, "reg")
+		if err := os.WriteFile(file, registration.Marshal(synthRecords(n, 1)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				root := b.TempDir()
+				in, err := os.Open(file)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cmd := exec.Command("nix-store", "--store", root, "--option", "build-users-group", "", "--load-db")
+				cmd.Env = append(os.Environ(), "HOME="+root, "NIX_CONFIG=", "NIX_USER_CONF_FILES=")
+				cmd.Stdin = in
+				b.StartTimer()
+				out, err := cmd.CombinedOutput()
+				b.StopTimer()
+				in.Close()
+				if err != nil {
+					b.Fatalf("%v\n%s", err, out)
+				}
+				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// BenchmarkBinaryLoadDB runs the static postboot binary, process start
+// included, for a fair comparison with BenchmarkNixLoadDB.
+func BenchmarkBinaryLoadDB(b *testing.B) {
+	if !haveGo() {
+		b.Skip("needs the go command to build the binary")
+	}
+	bin := binary(b)
+	for _, n := range benchSizes {
+		dir := b.TempDir()
+		file := filepath.Join(dir, "reg")
+		if err := os.WriteFile(file, registration.Marshal(synthRecords(n, 1)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var cpu time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				root := b.TempDir()
+				cmd := exec.Command(bin, "--root", root, "--registration", file, "load-db")
+				b.StartTimer()
+				out, err := cmd.CombinedOutput()
+				b.StopTimer()
+				if err != nil {
+					b.Fatalf("%v\n%s", err, out)
+				}
+				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
