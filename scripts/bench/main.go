@@ -38,6 +38,7 @@ var storeSources = []struct{ name, dir string }{
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "file whose measured section is rewritten")
 	work := flag.String("work", "_out/bench", "work directory")
+	only := flag.String("only", "", "run one section: store, iso or boot (default: all)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -45,18 +46,38 @@ func main() {
 	run("go", "build", "-o", imagegen, "./cmd/imagegen")
 	store, info, paths := makeStore(*work)
 
+	sections := []struct {
+		name string
+		run  func() string
+	}{
+		{"store", func() string { return benchStore(*work, imagegen, store, info, paths) }},
+		{"iso", func() string { return benchISO(*work, imagegen, store, paths) }},
+		{"boot", func() string { return benchBoot(*work, imagegen) }},
+	}
+	for _, sec := range sections {
+		if *only != "" && *only != sec.name {
+			continue
+		}
+		text := sec.run()
+		writeSection(*out, sec.name, text)
+		fmt.Print(text)
+	}
+}
+
+// benchStore compares imagegen store with mksquashfs on the same closure.
+func benchStore(work, imagegen, store, info string, paths []string) string {
 	var rows []string
 	for _, c := range []struct {
 		level int
 		exact bool
 	}{{19, false}, {19, true}, {3, false}} {
 		level := c.level
-		ours := filepath.Join(*work, fmt.Sprintf("ours-%d.squashfs", level))
-		ref := filepath.Join(*work, fmt.Sprintf("mksquashfs-%d.squashfs", level))
+		ours := filepath.Join(work, fmt.Sprintf("ours-%d.squashfs", level))
+		ref := filepath.Join(work, fmt.Sprintf("mksquashfs-%d.squashfs", level))
 		refArgs := append([]string{filepath.Join(info, "registration")}, hostPaths(store, paths)...)
 		// NixOS's make-squashfs.nix flags; the registration is copied in
 		// under its name inside the image.
-		reg := filepath.Join(*work, "nix-path-registration")
+		reg := filepath.Join(work, "nix-path-registration")
 		copyFile(filepath.Join(info, "registration"), reg)
 		refArgs[0] = reg
 		refArgs = append(refArgs, ref, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
@@ -92,16 +113,7 @@ Machine: %d cores, %s. Reference: %s.
 |---|---|---|---|---|---|---|
 %s
 `, len(paths), mib(content), sourceList(), runtime.NumCPU(), runtime.Version(), firstLine("mksquashfs", "-version"), strings.Join(rows, "\n"))
-	writeSection(*out, "store", section)
-	fmt.Print(section)
-
-	isoSection := benchISO(*work, imagegen, store, paths)
-	writeSection(*out, "iso", isoSection)
-	fmt.Print(isoSection)
-
-	bootSection := benchBoot(*work, imagegen)
-	writeSection(*out, "boot", bootSection)
-	fmt.Print(bootSection)
+	return section
 }
 
 // benchBoot boots a small live ISO five times under QEMU (TCG, SeaBIOS,
