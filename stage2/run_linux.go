@@ -66,11 +66,15 @@ func Main() {
 		name string
 		fn   func() error
 	}{
-		{"store", r.store},
 		{"etc and tmp", r.dirs},
 		{"activate", func() error { return r.activate(sys) }},
 		{"system links", func() error { return r.links(sys) }},
+		// postboot writes to the store dir (Nix's .links) and the database
+		// before the store turns read-only; Nix itself would remount it in
+		// a private mount namespace, which PID 1 cannot do for itself
+		// without handing the namespace on to the system's init.
 		{"postboot", r.postboot},
+		{"store", r.store},
 		{"post-boot commands", func() error { return r.postBootCommands(sys) }},
 	} {
 		if err := step.fn(); err != nil {
