@@ -38,7 +38,7 @@ const (
 	isoGrubCfg  = "EFI/BOOT/grub.cfg"
 	isoGrubEFI  = "EFI/BOOT/BOOTX64.EFI"
 	isoSquashfs = "nix-store.squashfs"
-	isoCatalog  = "boot.cat"
+	isoCatalog  = ".boot.cat" // NixOS's name (make-iso9660-image.sh)
 )
 
 // menuEntry is one way to boot the live system.

@@ -421,7 +421,7 @@ func (in *isoInputs) expectedTree(t *testing.T, isolinuxLBA int64) map[string]is
 	for _, m := range []string{"ldlinux.c32", "menu.c32", "chain.c32", "libcom32.c32", "libutil.c32"} {
 		file("isolinux/"+m, readFile(t, filepath.Join(imagegen.SyslinuxBIOS, m)), false)
 	}
-	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grub.cfg", "boot/efi.img", "nix-store.squashfs", "boot.cat", "EFI/nixlive-*"} {
+	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grub.cfg", "boot/efi.img", "nix-store.squashfs", ".boot.cat", "EFI/nixlive-*"} {
 		file(made, nil, false)
 	}
 	want["nix/store"] = isoExpected{mode: fs.ModeDir | 0o555}

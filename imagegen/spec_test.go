@@ -223,7 +223,7 @@ func TestBuildBadSpec(t *testing.T) {
 		{name: "TargetGrubCfg", mod: target("docs/a", "EFI/BOOT/grub.cfg"), want: []string{"contents[1].target", "EFI/BOOT/grub.cfg"}},
 		{name: "TargetKernel", mod: target("boot/bzImage"), want: []string{"contents[0].target", "boot/bzImage"}},
 		{name: "TargetEFIImage", mod: target("boot/efi.img"), want: []string{"contents[0].target", "boot/efi.img"}},
-		{name: "TargetCatalog", mod: target("boot.cat"), want: []string{"contents[0].target", "boot.cat"}},
+		{name: "TargetCatalog", mod: target(".boot.cat"), want: []string{"contents[0].target", ".boot.cat"}},
 		{name: "TargetSystemLink", mod: target("system"), want: []string{"contents[0].target", "system"}},
 		// A file where the layout needs a directory, or the other way.
 		{name: "TargetIsLayoutDir", mod: target("isolinux"), want: []string{"contents[0].target", "isolinux"}},

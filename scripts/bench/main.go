@@ -219,7 +219,7 @@ func benchISO(work, imagegen, store string, paths []string) string {
 	run("osirrox", "-indev", ours, "-extract", "/", root)
 	run("chmod", "-R", "u+w", root)
 	must(os.Remove(filepath.Join(root, "nix-store.squashfs")))
-	must(os.Remove(filepath.Join(root, "boot.cat")))
+	must(os.Remove(filepath.Join(root, ".boot.cat")))
 	reg := filepath.Join(dir, "nix-path-registration")
 	copyFile(filepath.Join(work, "closure-info", "registration"), reg)
 	sq := filepath.Join(root, "nix-store.squashfs")
@@ -231,7 +231,7 @@ func benchISO(work, imagegen, store string, paths []string) string {
 	ref := filepath.Join(dir, "ref.iso")
 	xorriso := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",
 		"-full-iso9660-filenames", "-joliet", "-r",
-		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", "boot.cat", "-no-emul-boot",
+		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", ".boot.cat", "-no-emul-boot",
 		"-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
 		"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
 		"-o", ref, root}
