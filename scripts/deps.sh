@@ -13,7 +13,7 @@ packages=(
   ovmf
   mtools dosfstools
   qemu-system-x86 seabios ipxe-qemu
-  zstd xz-utils lz4 cpio
+  zstd xz-utils lz4 bzip2 cpio file
   e2fsprogs
   kmod
 )
