@@ -47,15 +47,24 @@ func splitPath(p string) []string {
 	return strings.Split(p, "/")
 }
 
-// resolve returns the in-root path that p designates once the symlinks in
-// its components are followed inside the root (the last component only if
-// followLast). From the first component that does not exist on, the rest
-// of p is taken as written.
-func (r root) resolve(p string, followLast bool) (string, error) {
+// walk follows p's components inside the root, symlinks included (the
+// last component's only if followLast). Before each component, stop may
+// end the walk with a result; a component that does not exist ends it
+// through missing. Otherwise walk returns the path it reached, stopped
+// false.
+func (r root) walk(p string, followLast bool,
+	stop func(cur string, pending []string) (string, bool, error),
+	missing func(next string, pending []string) (string, error),
+) (result string, stopped bool, err error) {
 	pending := splitPath(p)
 	cur := "/"
 	links := 0
 	for len(pending) > 0 {
+		if stop != nil {
+			if res, ok, err := stop(cur, pending); ok || err != nil {
+				return res, true, err
+			}
+		}
 		c := pending[0]
 		pending = pending[1:]
 		switch c {
@@ -67,32 +76,44 @@ func (r root) resolve(p string, followLast bool) (string, error) {
 		}
 		next := path.Join(cur, c)
 		if !followLast && allEmpty(pending) {
-			return next, nil
+			return next, true, nil
 		}
 		fi, err := os.Lstat(r.join(next))
 		if errors.Is(err, fs.ErrNotExist) {
-			return path.Join(append([]string{next}, pending...)...), nil
+			res, err := missing(next, pending)
+			return res, true, err
 		}
 		if err != nil {
-			return "", err
+			return "", true, err
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			cur = next
 			continue
 		}
 		if links++; links > maxLinks {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+			return "", true, fmt.Errorf("%s: too many levels of symbolic links", p)
 		}
 		target, err := os.Readlink(r.join(next))
 		if err != nil {
-			return "", err
+			return "", true, err
 		}
 		if path.IsAbs(target) {
 			cur = "/"
 		}
 		pending = append(splitPath(target), pending...)
 	}
-	return cur, nil
+	return cur, false, nil
+}
+
+// resolve returns the in-root path that p designates once the symlinks in
+// its components are followed inside the root (the last component only if
+// followLast). From the first component that does not exist on, the rest
+// of p is taken as written.
+func (r root) resolve(p string, followLast bool) (string, error) {
+	res, _, err := r.walk(p, followLast, nil, func(next string, pending []string) (string, error) {
+		return path.Join(append([]string{next}, pending...)...), nil
+	})
+	return res, err
 }
 
 func allEmpty(cs []string) bool {
@@ -114,49 +135,23 @@ func (r root) resolveStorePath(p string) (string, error) {
 	if !path.IsAbs(p) {
 		return "", fmt.Errorf("%s: not an absolute path", p)
 	}
-	pending := splitPath(p)
-	cur := "/"
-	links := 0
-	for len(pending) > 0 {
-		// As Nix: once the path (what is resolved so far and the rest as
-		// written) is in the store, stop.
-		if sp, ok := inStore(path.Join(append([]string{cur}, pending...)...)); ok {
-			return checkStorePath(p, sp)
-		}
-		c := pending[0]
-		pending = pending[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		fi, err := os.Lstat(r.join(next))
-		if errors.Is(err, fs.ErrNotExist) {
+	res, stopped, err := r.walk(p, true,
+		func(cur string, pending []string) (string, bool, error) {
+			// As Nix: once the path (what is resolved so far and the rest
+			// as written) is in the store, stop.
+			if sp, ok := inStore(path.Join(append([]string{cur}, pending...)...)); ok {
+				res, err := checkStorePath(p, sp)
+				return res, true, err
+			}
+			return "", false, nil
+		},
+		func(next string, _ []string) (string, error) {
 			return "", fmt.Errorf("%s: %s does not exist (inside the root %s)", p, next, string(r))
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
-		}
-		target, err := os.Readlink(r.join(next))
-		if err != nil {
-			return "", err
-		}
-		if path.IsAbs(target) {
-			cur = "/"
-		}
-		pending = append(splitPath(target), pending...)
+		})
+	if stopped || err != nil {
+		return res, err
 	}
-	return "", fmt.Errorf("path '%s' is not in the Nix store (it leads to %s)", p, cur)
+	return "", fmt.Errorf("path '%s' is not in the Nix store (it leads to %s)", p, res)
 }
 
 // inStore reports whether the canonical in-root path p lies below the
