@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/nixlive/nixlive/internal/kmod"
 )
 
 // Marker starts the line testinit prints once it runs; the kernel command
@@ -185,64 +187,23 @@ func WriteInitrd(w io.Writer, prog []byte, opts Options) error {
 // modules and of everything they depend on, per modulesDir/modules.dep, in
 // an order that loads every module after its dependencies.
 func ResolveModules(modulesDir string, names []string) ([]string, error) {
-	raw, err := os.ReadFile(filepath.Join(modulesDir, "modules.dep"))
+	db, err := kmod.Load(modulesDir)
 	if err != nil {
 		return nil, err
 	}
-	deps := map[string][]string{} // file -> files it needs, nearest first
-	byName := map[string]string{} // normalized module name -> file
-	for i, line := range strings.Split(string(raw), "\n") {
-		if line == "" {
-			continue
-		}
-		file, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, fmt.Errorf("modules.dep:%d: no colon", i+1)
-		}
-		deps[file] = strings.Fields(rest)
-		byName[moduleName(file)] = file
-	}
-	var order []string
-	seen := map[string]bool{}
-	var visit func(file string) error
-	visit = func(file string) error {
-		if seen[file] {
-			return nil
-		}
-		seen[file] = true
-		if !strings.HasSuffix(file, ".ko") {
-			return fmt.Errorf("%s: compressed modules are not supported", file)
-		}
-		// modules.dep lists the whole closure with the modules needed
-		// first last; visiting them in reverse loads those first.
-		d := deps[file]
-		for i := len(d) - 1; i >= 0; i-- {
-			if err := visit(d[i]); err != nil {
-				return err
-			}
-		}
-		order = append(order, file)
-		return nil
-	}
 	for _, n := range names {
-		file, ok := byName[normalizeModule(n)]
-		if !ok {
+		if _, ok := db.Path(n); !ok {
 			return nil, fmt.Errorf("module %s not in %s/modules.dep (built in?)", n, modulesDir)
 		}
-		if err := visit(file); err != nil {
-			return nil, err
+	}
+	files, err := db.Resolve(names...)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".ko") {
+			return nil, fmt.Errorf("%s: compressed modules are not supported", f)
 		}
 	}
-	return order, nil
+	return files, nil
 }
-
-// moduleName returns the module name of a modules.dep file path.
-func moduleName(file string) string {
-	base := filepath.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return normalizeModule(base)
-}
-
-func normalizeModule(n string) string { return strings.ReplaceAll(n, "-", "_") }
