@@ -202,17 +202,8 @@ var RescueCommands = []string{"gosh", "ls", "cat", "mount", "umount", "dmesg", "
 
 func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
 	dir := filepath.Join(tmp, "rescue")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + "/"}
-	for _, c := range RescueCommands {
-		args = append(args, "github.com/u-root/u-root/cmds/core/"+c)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initrd: build the rescue shell: %v\n%s", err, msg)
+	if err := buildURoot(ctx, dir, RescueCommands); err != nil {
+		return nil, fmt.Errorf("initrd: build the rescue shell: %w", err)
 	}
 	recs := []cpio.Record{cpio.Directory("bin", 0o755)}
 	for _, c := range RescueCommands {
@@ -223,6 +214,24 @@ func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
 		recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: "bin/" + c, Mode: cpio.S_IFREG | 0o755}))
 	}
 	return append(recs, cpio.Symlink("bin/sh", "gosh")), nil
+}
+
+// buildURoot builds u-root's core commands cmds into dir (created), with
+// the flags of buildStatic; go.mod lists them as tools, which pins them.
+func buildURoot(ctx context.Context, dir string, cmds []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + "/"}
+	for _, c := range cmds {
+		args = append(args, "github.com/u-root/u-root/cmds/core/"+c)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build u-root commands: %v\n%s", err, msg)
+	}
+	return nil
 }
 
 // buildStatic builds a boot-time command of this module: static, stripped,
