@@ -1,62 +1,31 @@
 package postboot_test
 
 import (
-	"crypto/sha1"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 
 	"github.com/nixlive/nixlive/internal/registration"
 )
 
-// fakePath is a syntactically valid store path that no Nix made.
-func fakePath(name string) string {
-	h := sha1.Sum([]byte("postboot-test:" + name))
-	return "/nix/store/" + nixbase32.EncodeToString(h[:]) + "-" + name
-}
-
-// synthRecords makes n registration records of fake paths with fake
-// hashes: every third path refers to itself, and each refers to up to
-// four earlier ones (so there is no cycle). load-db never looks at the
-// files, so none exist.
-func synthRecords(n int, seed uint64) []registration.Record {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	recs := make([]registration.Record, n)
-	for i := range recs {
-		r := &recs[i]
-		r.Path = fakePath(fmt.Sprintf("synth-%d-%d", seed, i))
-		for j := range r.NarHash {
-			r.NarHash[j] = byte(rng.Uint32())
-		}
-		r.NarSize = 120 + uint64(rng.IntN(1<<20))
-		if i%3 == 0 {
-			r.References = append(r.References, r.Path)
-		}
-		for k := rng.IntN(5); k > 0 && i > 0; k-- {
-			r.References = append(r.References, recs[rng.IntN(i)].Path)
-		}
-		slices.Sort(r.References)
-		r.References = slices.Compact(r.References)
-	}
-	return recs
-}
+var (
+	fakePath     = registration.FakePath
+	synthRecords = registration.Synthetic
+)
 
 var (
 	binOnce sync.Once
