@@ -95,6 +95,11 @@ type Options struct {
 
 	MemoryMB int // default 1024
 	CPUs     int // default 1
+	// CPU is the -cpu model; "" keeps QEMU's default (qemu64). "max"
+	// offers RDRAND, so the guest kernel's random pool is ready at once,
+	// as on real hardware; without it the first read of /dev/urandom (SQLite
+	// makes one) waits about a second for jitter entropy.
+	CPU string
 
 	// ExtraArgs are appended to QEMU's command line.
 	ExtraArgs []string
@@ -266,12 +271,17 @@ func (opts Options) Args() ([]string, error) {
 		"-M", "pc",
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
+	}
+	if opts.CPU != "" {
+		args = append(args, "-cpu", opts.CPU)
+	}
+	args = append(args,
 		"-display", "none",
 		"-monitor", "none",
 		"-serial", "stdio",
 		"-no-reboot",
 		"-nic", "none",
-	}
+	)
 	switch opts.Firmware {
 	case SeaBIOS:
 		if opts.FirmwarePath != "" {
