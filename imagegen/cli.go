@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nixlive/nixlive/imagegen/squashfs"
@@ -19,6 +20,7 @@ commands:
   build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
   inspect print an ISO's label, boot entries, partition tables and files
   initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
+  demo    build the demo live system (store, initrd, ISO) from this source tree
 
 Run "imagegen COMMAND -h" for a command's flags.
 `
@@ -39,6 +41,8 @@ func Main(args []string, stdout, stderr *os.File) int {
 		err = inspectCmd(args[1:], stdout, stderr)
 	case "initrd":
 		err = initrdCmd(args[1:], stdout, stderr)
+	case "demo":
+		err = demoCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -206,5 +210,49 @@ func initrdCmd(args []string, stdout, stderr *os.File) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d entries\n", *out, n)
+	return nil
+}
+
+func demoCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kdir := os.Getenv("NIXLIVE_KERNEL_DIR")
+	if kdir == "" {
+		kdir = "/var/cache/nixlive/kernel" // where scripts/kernel.sh puts Debian's cloud kernel
+	}
+	out := fs.String("o", "", "output `dir`ectory (required)")
+	kernel := fs.String("kernel", filepath.Join(kdir, "vmlinuz"), "the kernel `image`")
+	modDir := fs.String("kernel-modules", filepath.Join(kdir, "modules"), "the kernel's module `dir`ectory, DIR/lib/modules/VER")
+	comp := fs.String("squashfs-compression", "zstd -Xcompression-level 19", "store image compression, as NixOS's isoImage.squashfsCompression")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen demo -o DIR [flags]\n\n"+
+			"Builds the demo live system with this source tree's stage 2 and demo-init, u-root's\n"+
+			"shell and commands, the kernel and its modules: DIR/store, DIR/initrd,\n"+
+			"DIR/nixlive-demo.iso and DIR/demo.json (what was built, for make demo).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := squashfs.ParseCompression(*comp)
+	if err != nil {
+		return fmt.Errorf("--squashfs-compression: %w", err)
+	}
+	// A modules link (scripts/kernel.sh) names the version directory.
+	mods, err := filepath.EvalSymlinks(*modDir)
+	if err != nil {
+		return fmt.Errorf("--kernel-modules: %w (scripts/kernel.sh fetches Debian's cloud kernel)", err)
+	}
+	d := &Demo{Dir: *out, Kernel: *kernel, ModulesDir: mods, Compression: c, Progress: stderr, Log: stderr}
+	m, err := d.Build(context.Background())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d store paths, system %s\n", m.ISO, len(m.StorePaths), m.System)
 	return nil
 }

@@ -1,0 +1,386 @@
+package imagegen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/nar"
+	"github.com/nixlive/nixlive/internal/storepath"
+)
+
+// DemoVolumeID labels the demo ISO, NixOS style.
+const DemoVolumeID = "nixlive-demo-25.05-x86_64"
+
+// DemoManifest names what "imagegen demo" wrote; it is DIR/demo.json, read
+// by "make demo" and the end-to-end test.
+type DemoManifest struct {
+	ISO          string   `json:"iso"`
+	VolumeID     string   `json:"volumeID"`
+	System       string   `json:"system"`       // the system's store path
+	StoreRoot    string   `json:"storeRoot"`    // DIR/store, standing for /
+	Registration string   `json:"registration"` // the registration on the ISO, on the host
+	StorePaths   []string `json:"storePaths"`   // the closure of System, sorted
+	KernelParams []string `json:"kernelParams"`
+}
+
+// Demo builds the demo live system: a small store whose paths carry the
+// names "nix-store --add" gives them (stage 2, u-root's shell and core
+// commands, demo-init, the kernel, the initrd, /etc and the system
+// top-level), the initrd, and the live ISO, all with this module's tools.
+type Demo struct {
+	Dir        string // output directory
+	Kernel     string // the kernel image (vmlinuz)
+	ModulesDir string // the kernel's DIR/lib/modules/VER
+	// Compression of the store image (NixOS's zstd 19 by default).
+	Compression squashfs.Compression
+	Progress    *os.File
+	Log         io.Writer // one line per step; nil for none
+}
+
+// DemoCommands are u-root's commands in the demo system's sw/bin.
+var DemoCommands = RescueCommands
+
+// Canonical store modes and mtime, as Nix leaves a path once it is valid.
+const (
+	storeMTime = 1
+	demoEpoch  = 315532800
+)
+
+// Build writes DIR/store (the store), DIR/initrd, DIR/nixlive-demo.iso and
+// DIR/demo.json.
+func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
+	if d.Kernel == "" || d.ModulesDir == "" {
+		return nil, fmt.Errorf("demo: need the kernel and its modules (scripts/kernel.sh fetches Debian's)")
+	}
+	version := filepath.Base(d.ModulesDir)
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	storeRoot := filepath.Join(d.Dir, "store")
+	if err := removeStore(storeRoot); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(d.Dir, ".build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	st := &demoStore{root: storepath.Root{Dir: storeRoot}, tmp: tmp}
+	if err := os.MkdirAll(st.root.HostStoreDir(), 0o755); err != nil {
+		return nil, err
+	}
+
+	d.logf("building stage 2, demo-init and u-root's commands (go build, static)")
+	bins := filepath.Join(tmp, "bin")
+	if err := os.Mkdir(bins, 0o755); err != nil {
+		return nil, err
+	}
+	stage2, err := buildStatic(ctx, "github.com/nixlive/nixlive/cmd/stage2", bins)
+	if err != nil {
+		return nil, err
+	}
+	demoInit, err := buildStatic(ctx, "github.com/nixlive/nixlive/cmd/demo-init", bins)
+	if err != nil {
+		return nil, err
+	}
+	uroot := filepath.Join(tmp, "uroot")
+	if err := buildURoot(ctx, uroot, DemoCommands); err != nil {
+		return nil, err
+	}
+	d.logf("building the initrd for %s", version)
+	initrdFile := filepath.Join(d.Dir, "initrd")
+	if _, err := (&Initrd{ModulesDir: d.ModulesDir}).Build(ctx, initrdFile); err != nil {
+		return nil, err
+	}
+
+	d.logf("laying out the store in %s", storeRoot)
+	paths := map[string]string{}
+	add := func(key, name string, fill func(dir string) error) error {
+		p, err := st.add(name, fill)
+		paths[key] = p
+		return err
+	}
+	steps := []struct {
+		key, name string
+		fill      func(dir string) error
+	}{
+		{"stage2", "nixlive-stage2", func(dir string) error {
+			return copyInto(stage2, filepath.Join(dir, "bin/stage2"), 0o555)
+		}},
+		{"demo-init", "nixlive-demo-init", func(dir string) error {
+			return copyInto(demoInit, filepath.Join(dir, "bin/demo-init"), 0o555)
+		}},
+		{"u-root", "u-root-core-0.16.0", func(dir string) error {
+			for _, c := range DemoCommands {
+				if err := copyInto(filepath.Join(uroot, c), filepath.Join(dir, "bin", c), 0o555); err != nil {
+					return err
+				}
+			}
+			return os.Symlink("gosh", filepath.Join(dir, "bin/sh"))
+		}},
+		{"kernel", "linux-" + version, func(dir string) error {
+			return copyInto(d.Kernel, filepath.Join(dir, "bzImage"), 0o444)
+		}},
+		{"initrd", "initrd-linux-" + version, func(dir string) error {
+			return copyInto(initrdFile, filepath.Join(dir, "initrd"), 0o444)
+		}},
+		{"etc", "etc", func(dir string) error {
+			for name, text := range map[string]string{
+				"hostname":   "nixlive-demo\n",
+				"os-release": "NAME=NixOS\nID=nixos\nVERSION_ID=\"25.05\"\nPRETTY_NAME=\"NixOS 25.05 (nixlive demo)\"\nVARIANT=\"nixlive live CD demo\"\n",
+				"motd":       "This is the nixlive demo live system. The store is a squashfs on the ISO under a tmpfs overlay.\n",
+			} {
+				if err := writeInto(filepath.Join(dir, "etc", name), text, 0o444); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"system-path", "system-path", func(dir string) error {
+			if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+				return err
+			}
+			for _, c := range append([]string{"sh"}, DemoCommands...) {
+				if err := os.Symlink(paths["u-root"]+"/bin/"+c, filepath.Join(dir, "bin", c)); err != nil {
+					return err
+				}
+			}
+			for _, l := range []string{"demo-init", "init"} {
+				if err := os.Symlink(paths["demo-init"]+"/bin/demo-init", filepath.Join(dir, "bin", l)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"system", "nixos-system-nixlive-demo-25.05", func(dir string) error {
+			for link, target := range map[string]string{
+				"init":   paths["stage2"] + "/bin/stage2",
+				"kernel": paths["kernel"] + "/bzImage",
+				"initrd": paths["initrd"] + "/initrd",
+				"sw":     paths["system-path"],
+				"etc":    paths["etc"] + "/etc",
+			} {
+				if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+					return err
+				}
+			}
+			files := map[string]string{
+				"activate":       activateScript(paths),
+				"kernel-params":  strings.Join(demoKernelParams, " "),
+				"nixos-version":  "25.05-nixlive-demo",
+				"system":         "x86_64-linux",
+				"kernel-version": version,
+			}
+			for name, text := range files {
+				mode := fs.FileMode(0o444)
+				if name == "activate" {
+					mode = 0o555
+				}
+				if err := writeInto(filepath.Join(dir, name), text, mode); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, s := range steps {
+		if err := add(s.key, s.name, s.fill); err != nil {
+			return nil, err
+		}
+	}
+	system := paths["system"]
+
+	iso := filepath.Join(d.Dir, "nixlive-demo.iso")
+	epoch := int64(demoEpoch)
+	spec := &Spec{
+		IsoName:             "nixlive-demo.iso",
+		VolumeID:            DemoVolumeID,
+		System:              system,
+		Kernel:              paths["kernel"] + "/bzImage",
+		Initrd:              paths["initrd"] + "/initrd",
+		KernelParams:        demoKernelParams,
+		StoreContents:       []string{system},
+		SquashfsCompression: d.Compression,
+		Boot:                BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 1, Label: "nixlive demo", SerialConsole: true},
+		SourceDateEpoch:     &epoch,
+	}
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	d.logf("writing %s", iso)
+	res, err := (&ISOBuild{Spec: spec, Store: st.root, Output: iso, Progress: d.Progress}).Build()
+	if err != nil {
+		return nil, err
+	}
+	reg := filepath.Join(d.Dir, "nix-path-registration")
+	img := &StoreImage{Roots: []string{system}, Store: st.root}
+	clo, regData, err := img.Closure()
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(reg, regData, 0o644); err != nil {
+		return nil, err
+	}
+	m := &DemoManifest{
+		ISO: iso, VolumeID: DemoVolumeID, System: system, StoreRoot: storeRoot, Registration: reg,
+		StorePaths: clo.Paths, KernelParams: demoKernelParams,
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(d.Dir, "demo.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	d.logf("%s: %d store paths, system %s", res.Path, res.StorePaths, system)
+	return m, nil
+}
+
+// demoKernelParams are the demo's kernel parameters beyond NixOS's own:
+// quiet, because the serial console is slow under TCG and stage 1 and 2
+// write their own lines anyway.
+var demoKernelParams = []string{"quiet"}
+
+func (d *Demo) logf(format string, args ...any) {
+	if d.Log != nil {
+		fmt.Fprintf(d.Log, "imagegen demo: "+format+"\n", args...)
+	}
+}
+
+// activateScript is the demo's activation script (NixOS's activate, cut
+// down to /etc): run by stage 2 with u-root's shell.
+func activateScript(paths map[string]string) string {
+	return fmt.Sprintf(`#!%s/bin/gosh
+# Activation script of the nixlive demo system, NixOS's activate reduced to
+# /etc: /etc/static is the system's etc, the files link through it.
+PATH=%s/bin
+echo "activate: /etc/static -> %s/etc"
+mkdir -p /etc /root /var/log
+ln -s -f -T %s/etc /etc/static
+for f in hostname os-release motd; do
+  ln -s -f -T /etc/static/$f /etc/$f
+done
+`, paths["u-root"], paths["system-path"], paths["etc"], paths["etc"])
+}
+
+// demoStore adds paths to a store under construction.
+type demoStore struct {
+	root storepath.Root
+	tmp  string
+}
+
+// add fills a fresh directory, makes it canonical as Nix does (read-only
+// modes, mtime 1), hashes its NAR and renames it to the path "nix-store
+// --add" gives it.
+func (s *demoStore) add(name string, fill func(dir string) error) (string, error) {
+	dir := filepath.Join(s.tmp, "path-"+name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := fill(dir); err != nil {
+		return "", fmt.Errorf("demo: store path %s: %w", name, err)
+	}
+	if err := canonicalize(dir); err != nil {
+		return "", err
+	}
+	h, _, err := nar.Hash(dir)
+	if err != nil {
+		return "", err
+	}
+	p, err := storepath.SourcePath(name, h, s.root.Store())
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(dir, s.root.HostPath(p)); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// canonicalize gives a tree Nix's modes and mtimes: files 0444 or 0555,
+// directories 0555, every mtime 1.
+func canonicalize(root string) error {
+	var dirs []string
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		t := time.Unix(storeMTime, 0)
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+			ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+			return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		case e.IsDir():
+			dirs = append(dirs, p)
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o444)
+		if fi.Mode()&0o100 != 0 {
+			mode = 0o555
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+		return os.Chtimes(p, t, t)
+	})
+	if err != nil {
+		return err
+	}
+	// Deepest first, so that a parent's mtime is set after its children.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		t := time.Unix(storeMTime, 0)
+		if err := os.Chmod(dirs[i], 0o555); err != nil {
+			return err
+		}
+		if err := os.Chtimes(dirs[i], t, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeStore deletes a store left by an earlier run, whose directories
+// are read-only.
+func removeStore(root string) error {
+	if _, err := os.Lstat(root); os.IsNotExist(err) {
+		return nil
+	}
+	filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(root)
+}
+
+func copyInto(src, dst string, mode fs.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return writeInto(dst, string(data), mode)
+}
+
+func writeInto(dst, data string, mode fs.FileMode) error {
+	if err := os.MkdirAll(path.Dir(filepath.ToSlash(dst)), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, []byte(data), mode)
+}
