@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test bench deps fuzz clean
+.PHONY: all build test bench deps fuzz clean demo
 
 all: build
 
@@ -33,7 +33,13 @@ bench: deps
 clean:
 	rm -rf bin _out
 
-# Quick start: a real Nix store made with nix-store --store, written as a
+# The main job: build the demo live ISO (imagegen demo) and boot it in QEMU,
+# which prints what the booted system reports about itself. INTERACTIVE=1
+# leaves you at its shell ("poweroff" ends it).
+demo: deps
+	$(GO) run ./scripts/demo $(if $(INTERACTIVE),-interactive)
+
+# A real Nix store made with nix-store --store, written as a
 # squashfs image by imagegen and listed by unsquashfs.
 .PHONY: store-image
 store-image:
