@@ -1,6 +1,7 @@
 package postboot
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"encoding/hex"
@@ -283,6 +284,10 @@ func checkCycles(entries []*entry) error {
 // to db.sqlite.
 const freshName = "db.sqlite.postboot-new"
 
+// directWriter selects freshDatabase for new databases; tests turn it off
+// to compare with the database SQLite itself builds.
+var directWriter = true
+
 // buildFresh writes a new database with entries, all new, when there is
 // none and the big lock is ours alone: in a file beside db.sqlite, with
 // neither journal nor syncs (nobody else can see it), its indexes built
@@ -303,6 +308,24 @@ func buildFresh(r root, dbHost string, entries []*entry, now int64) (err error) 
 			os.Remove(tmp)
 		}
 	}()
+	for i, e := range entries {
+		e.id = int64(i + 1)
+	}
+	outputs, err := derivationOutputs(r, entries)
+	if err != nil {
+		return err
+	}
+	if directWriter {
+		err := writeFresh(tmp, entries, outputs, now)
+		switch {
+		case err == nil:
+			return installFresh(tmp, dbFile, dbHost)
+		case !errors.Is(err, errTooBig):
+			return err
+		}
+		os.Remove(tmp)
+	}
+	// Records the direct writer does not lay out: through SQLite.
 	db, err := openSQLite(tmp, true, "journal_mode(off)", "synchronous(off)", "locking_mode(exclusive)", "cache_size(-131072)")
 	if err != nil {
 		return err
@@ -328,9 +351,6 @@ func buildFresh(r root, dbHost string, entries []*entry, now int64) (err error) 
 		if _, err := tx.Exec(stmt); err != nil {
 			return fmt.Errorf("creating the schema: %w", err)
 		}
-	}
-	for i, e := range entries {
-		e.id = int64(i + 1)
 	}
 	if err := insertPaths(tx, entries, now); err != nil {
 		return err
@@ -358,6 +378,29 @@ func buildFresh(r root, dbHost string, entries []*entry, now int64) (err error) 
 	if err != nil {
 		return fmt.Errorf("closing the database: %w", err)
 	}
+	return installFresh(tmp, dbFile, dbHost)
+}
+
+// writeFresh writes a new database file with freshDatabase.
+func writeFresh(tmp string, entries []*entry, outputs []drvOutput, now int64) error {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	err = freshDatabase(w, entries, outputs, now)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// installFresh syncs a complete new database and renames it into place,
+// with the schema file.
+func installFresh(tmp, dbFile, dbHost string) error {
 	if err := syncFile(tmp); err != nil {
 		return err
 	}
@@ -731,32 +774,46 @@ func insertRefs(tx *sql.Tx, verb string, entries []*entry, external map[string]i
 // (not a floating content-addressed one) maps to its path. The .drv file
 // is read from the store, as Nix reads it.
 func insertOutputs(tx *sql.Tx, r root, entries []*entry) error {
-	var stmt *sql.Stmt
+	outputs, err := derivationOutputs(r, entries)
+	if err != nil || len(outputs) == 0 {
+		return err
+	}
+	stmt, err := tx.Prepare("insert or replace into DerivationOutputs (drv, id, path) values (?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, o := range outputs {
+		if _, err := stmt.Exec(o.drv, o.name, o.path); err != nil {
+			return fmt.Errorf("derivation %d, output %s: %w", o.drv, o.name, err)
+		}
+	}
+	return nil
+}
+
+// derivationOutputs reads the .drv files among entries from the store and
+// returns their outputs with known paths (not floating content-addressed
+// ones), by entry and output name.
+func derivationOutputs(r root, entries []*entry) ([]drvOutput, error) {
+	var out []drvOutput
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Path, ".drv") {
 			continue
 		}
-		if stmt == nil {
-			var err error
-			if stmt, err = tx.Prepare("insert or replace into DerivationOutputs (drv, id, path) values (?, ?, ?)"); err != nil {
-				return err
-			}
-			defer stmt.Close()
-		}
 		storeHost, err := r.host(storeDir)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b, err := os.ReadFile(path.Join(storeHost, path.Base(e.Path)))
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: derivation %s: its file is not in the store (Nix reads it to register its outputs)", e.where(), e.Path)
+			return nil, fmt.Errorf("%s: derivation %s: its file is not in the store (Nix reads it to register its outputs)", e.where(), e.Path)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: derivation %s: %w", e.where(), e.Path, err)
+			return nil, fmt.Errorf("%s: derivation %s: %w", e.where(), e.Path, err)
 		}
 		drv, err := derivation.ReadDerivation(bytes.NewReader(b))
 		if err != nil {
-			return fmt.Errorf("%s: derivation %s: %w", e.where(), e.Path, err)
+			return nil, fmt.Errorf("%s: derivation %s: %w", e.where(), e.Path, err)
 		}
 		names := make([]string, 0, len(drv.Outputs))
 		for name := range drv.Outputs {
@@ -765,11 +822,9 @@ func insertOutputs(tx *sql.Tx, r root, entries []*entry) error {
 		sort.Strings(names)
 		for _, name := range names {
 			if p := drv.Outputs[name].Path; p != "" {
-				if _, err := stmt.Exec(e.id, name, p); err != nil {
-					return fmt.Errorf("%s: derivation %s, output %s: %w", e.where(), e.Path, name, err)
-				}
+				out = append(out, drvOutput{e.id, name, p})
 			}
 		}
 	}
-	return nil
+	return out, nil
 }

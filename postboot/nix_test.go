@@ -122,6 +122,7 @@ func TestLoadDBAgainstNix(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "10", string(schema))
 	require.Equal(t, []string{"wal"}, queryRows(t, openSQL(t, ours), "pragma journal_mode"))
+	require.Equal(t, []string{"ok"}, queryRows(t, openSQL(t, ours), "pragma integrity_check"), "the directly written file")
 	require.Equal(t, fileNames(t, filepath.Join(theirs, "nix/var/nix/db")), fileNames(t, filepath.Join(ours, "nix/var/nix/db")))
 
 	// Loading again changes nothing, for either.

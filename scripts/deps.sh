@@ -15,6 +15,7 @@ packages=(
   qemu-system-x86 seabios ipxe-qemu
   zstd xz-utils lz4 bzip2 cpio file
   e2fsprogs
+  sqlite3          # the C SQLite shell: an independent reader of the Nix databases we write
   kmod
 )
 

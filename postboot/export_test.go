@@ -1,0 +1,5 @@
+package postboot
+
+// DirectWriter lets the external tests build a database through SQLite's
+// own inserts, to compare.
+var DirectWriter = &directWriter
