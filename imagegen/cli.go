@@ -88,6 +88,20 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseFlagsOnly parses the flags of a command that takes no other
+// arguments and needs -o.
+func parseFlagsOnly(fs *flag.FlagSet, args []string, out *string) error {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
 func storeCmd(args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen store", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -193,13 +207,8 @@ func initrdCmd(args []string, stdout, stderr *os.File) error {
 		fmt.Fprintf(fs.Output(), "usage: imagegen initrd -o OUT [flags]\n\nWrites a zstd-compressed cpio initrd whose /init is stage1.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args, out); err != nil {
 		return err
-	}
-	if len(pos) != 0 || *out == "" {
-		fs.Usage()
-		return errUsage
 	}
 	in := &Initrd{Stage1: *stage1Bin, ModulesDir: *modDir, RescueShell: *rescue}
 	if *mods != "" {
@@ -231,13 +240,8 @@ func demoCmd(args []string, stdout, stderr *os.File) error {
 			"DIR/nixlive-demo.iso and DIR/demo.json (what was built, for make demo).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	if err := parseFlagsOnly(fs, args, out); err != nil {
 		return err
-	}
-	if len(pos) != 0 || *out == "" {
-		fs.Usage()
-		return errUsage
 	}
 	c, err := squashfs.ParseCompression(*comp)
 	if err != nil {
