@@ -17,10 +17,13 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nixlive/nixlive/internal/closure"
+	"github.com/nixlive/nixlive/internal/demoinit"
+	"github.com/nixlive/nixlive/internal/registration"
 	"github.com/nixlive/nixlive/internal/storepath"
 )
 
@@ -38,7 +41,8 @@ var storeSources = []struct{ name, dir string }{
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "file whose measured section is rewritten")
 	work := flag.String("work", "_out/bench", "work directory")
-	only := flag.String("only", "", "run one section: store, iso or boot (default: all)")
+	only := flag.String("only", "", "run one section: store, iso, boot, postboot or demo (default: all)")
+	flag.IntVar(&runs, "runs", 3, "alternating runs of each side of the whole-ISO comparison (the median counts)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -53,6 +57,8 @@ func main() {
 		{"store", func() string { return benchStore(*work, imagegen, store, info, paths) }},
 		{"iso", func() string { return benchISO(*work, imagegen, store, paths) }},
 		{"boot", func() string { return benchBoot(*work, imagegen) }},
+		{"postboot", func() string { return benchPostboot(*work) }},
+		{"demo", func() string { return benchDemo(*work, imagegen) }},
 	}
 	for _, sec := range sections {
 		if *only != "" && *only != sec.name {
@@ -191,6 +197,10 @@ func readFile(p string) string {
 // benchISO compares "imagegen build" with NixOS's pipeline (mksquashfs, then
 // xorriso with make-iso9660-image.sh's flags) on the same closure and the
 // same boot files; and ISO assembly alone, given the squashfs.
+//
+// The whole builds alternate, ours then the pipeline, runs times, and the
+// medians are compared: on a shared machine one run of a minute-long,
+// CPU-bound job can be off by tens of percent.
 func benchISO(work, imagegen, store string, paths []string) string {
 	dir := filepath.Join(work, "iso")
 	os.RemoveAll(dir)
@@ -211,31 +221,40 @@ func benchISO(work, imagegen, store string, paths []string) string {
 	must(os.WriteFile(specPath, b, 0o644))
 
 	ours := filepath.Join(dir, "ours.iso")
-	tOurs := timed(imagegen, "build", specPath, "-o", ours, "--store-root", store)
-
 	// The reference gets our boot files (menus, efi.img, loaders) as its
 	// input tree, so both do the same work from there.
 	root := filepath.Join(dir, "root")
-	run("osirrox", "-indev", ours, "-extract", "/", root)
-	run("chmod", "-R", "u+w", root)
-	must(os.Remove(filepath.Join(root, "nix-store.squashfs")))
-	must(os.Remove(filepath.Join(root, ".boot.cat")))
 	reg := filepath.Join(dir, "nix-path-registration")
-	copyFile(filepath.Join(work, "closure-info", "registration"), reg)
 	sq := filepath.Join(root, "nix-store.squashfs")
+	ref := filepath.Join(dir, "ref.iso")
 	args := append([]string{reg}, hostPaths(store, paths)...)
 	args = append(args, sq, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
 		"-b", "1048576", "-comp", "zstd", "-Xcompression-level", "19",
 		"-processors", fmt.Sprint(runtime.NumCPU()), "-root-mode", "0755", "-quiet", "-no-progress")
-	tSq := timed("mksquashfs", args...)
-	ref := filepath.Join(dir, "ref.iso")
 	xorriso := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",
 		"-full-iso9660-filenames", "-joliet", "-r",
 		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", ".boot.cat", "-no-emul-boot",
 		"-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
 		"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
 		"-o", ref, root}
-	tX := timed("xorriso", xorriso...)
+	var oursRuns, sqRuns, xRuns, pipeRuns []time.Duration
+	for i := 0; i < runs; i++ {
+		os.Remove(ours)
+		tOurs := timed(imagegen, "build", specPath, "-o", ours, "--store-root", store)
+		if i == 0 {
+			run("osirrox", "-indev", ours, "-extract", "/", root)
+			run("chmod", "-R", "u+w", root)
+			must(os.Remove(filepath.Join(root, ".boot.cat")))
+			copyFile(filepath.Join(work, "closure-info", "registration"), reg)
+		}
+		os.Remove(sq)
+		os.Remove(ref)
+		tSq := timed("mksquashfs", args...)
+		tX := timed("xorriso", xorriso...)
+		oursRuns, sqRuns, xRuns, pipeRuns = append(oursRuns, tOurs), append(sqRuns, tSq), append(xRuns, tX), append(pipeRuns, tSq+tX)
+	}
+	tOurs, pipeline := median(oursRuns), median(pipeRuns)
+	tSq, tX := median(sqRuns), median(xRuns)
 
 	// Assembly alone: both given the same squashfs.
 	ours2 := filepath.Join(dir, "ours-assembly.iso")
@@ -243,22 +262,159 @@ func benchISO(work, imagegen, store string, paths []string) string {
 	os.Remove(ref)
 	tX2 := timed("xorriso", xorriso...)
 
-	pipeline := tSq + tX
 	res := fmt.Sprintf(`Same closure as above (zstd 19, NixOS's level), Debian's cloud kernel, a 16 MiB initrd, BIOS + UEFI + USB.
 Reference: mksquashfs (make-squashfs.nix flags) then %s with make-iso9660-image.sh's flags, on the same boot files.
+Whole builds: %d alternating runs of each side, medians compared.
 
 | step | imagegen build | NixOS pipeline | ratio |
 |---|---|---|---|
-| whole build (store image + ISO) | %.2f s | %.2f s (mksquashfs %.2f s + xorriso %.2f s) | **%.2f×** |
+| whole build (store image + ISO), median | %.2f s | %.2f s (mksquashfs %.2f s + xorriso %.2f s) | **%.2f×** |
 | ISO assembly alone, given the squashfs | %.2f s | %.2f s (xorriso) | **%.2f×** |
 
+Every whole-build run (ours / pipeline, in order): %s.
+
 ISO sizes: ours %s, reference %s.
-`, firstLine("xorriso", "-version"), tOurs.Seconds(), pipeline.Seconds(), tSq.Seconds(), tX.Seconds(), tOurs.Seconds()/pipeline.Seconds(),
-		tA.Seconds(), tX2.Seconds(), tA.Seconds()/tX2.Seconds(), mib(size(ours)), mib(size(ref)))
+`, strings.TrimSuffix(firstLine("xorriso", "-version"), "."), runs, tOurs.Seconds(), pipeline.Seconds(), tSq.Seconds(), tX.Seconds(), tOurs.Seconds()/pipeline.Seconds(),
+		tA.Seconds(), tX2.Seconds(), tA.Seconds()/tX2.Seconds(), pairs(oursRuns, pipeRuns), mib(size(ours)), mib(size(ref)))
 	for _, p := range []string{ours, ours2, ref, sq} {
 		os.Remove(p)
 	}
 	return res
+}
+
+// benchDemo builds the demo live system and boots it five times (SeaBIOS,
+// -cdrom) to demo-init, whose report carries both stages' timeline: stage
+// 2's time from its start to the exec of the system's init, and the part
+// of it that postboot takes.
+func benchDemo(work, imagegen string) string {
+	dir := filepath.Join(work, "demo")
+	t0 := time.Now()
+	run(imagegen, "demo", "-o", dir)
+	build := time.Since(t0)
+	var stage2, post, reached []float64
+	var paths int
+	for i := 0; i < 5; i++ {
+		// -cpu max: RDRAND, so postboot's SQLite does not wait for
+		// entropy (see vmtest.Options.CPU).
+		cmd := exec.Command("timeout", "300", "qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-cpu", "max", "-m", "1024",
+			"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
+			"-cdrom", filepath.Join(dir, "nixlive-demo.iso"))
+		stdin, err := cmd.StdinPipe()
+		must(err)
+		out := &syncBuffer{}
+		cmd.Stdout = out
+		must(cmd.Start())
+		// "q": demo-init powers off at once instead of offering a shell.
+		go func() {
+			for !strings.Contains(out.String(), "Press Enter within") {
+				time.Sleep(200 * time.Millisecond)
+			}
+			stdin.Write([]byte("q\n"))
+		}()
+		err = cmd.Wait()
+		rep, perr := demoinit.Parse(strings.ReplaceAll(out.String(), "\r", ""))
+		if perr != nil || !rep.OK() {
+			log.Fatalf("bench: demo boot %d: %v %v\n%s", i, err, perr, out.String())
+		}
+		at := map[string]float64{}
+		for _, s := range rep.Timeline {
+			at[s.Name] = s.At
+		}
+		stage2 = append(stage2, (at["stage2: exec init"]-at["stage2: start"])*1000)
+		post = append(post, (at["stage2: postboot"]-at["stage2: system links"])*1000)
+		reached = append(reached, at["demo-init: start"])
+		paths = rep.Registered
+	}
+	sort.Float64s(stage2)
+	sort.Float64s(post)
+	sort.Float64s(reached)
+	return fmt.Sprintf(`"imagegen demo" built the demo live system in %.1f s; five boots of its ISO (SeaBIOS, -cdrom, QEMU TCG,
+-cpu max) to demo-init, timed from the timeline stage 1 and 2 leave in /run/nixlive/timeline.json (%d store paths registered).
+
+| measure | median of 5 | min | max |
+|---|---|---|---|
+| stage 2: start → exec of the system's init | **%.0f ms** | %.0f ms | %.0f ms |
+| of which postboot (load-db, /etc/NIXOS, set-profile) | %.0f ms | %.0f ms | %.0f ms |
+| demo-init reached, since the kernel started | %.1f s | %.1f s | %.1f s |
+`, build.Seconds(), paths, stage2[2], stage2[0], stage2[4], post[2], post[0], post[4], reached[2], reached[0], reached[4])
+}
+
+// syncBuffer is a bytes.Buffer that a command writes while we read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// benchPostboot compares "postboot load-db" (the static binary the live CD
+// runs) with "nix-store --load-db" on the same synthetic registrations,
+// each into a fresh root, process start included, alternating, five runs
+// each; medians compared.
+func benchPostboot(work string) string {
+	dir := filepath.Join(work, "postboot")
+	os.RemoveAll(dir)
+	must(os.MkdirAll(dir, 0o755))
+	bin := filepath.Join(dir, "postboot")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/postboot")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stderr = os.Stderr
+	must(cmd.Run())
+	const n = 5
+	var rows []string
+	for _, paths := range []int{2000, 20000} {
+		reg := filepath.Join(dir, fmt.Sprintf("registration-%d", paths))
+		must(os.WriteFile(reg, registration.Marshal(registration.Synthetic(paths, 1)), 0o644))
+		var ours, nix, oursCPU, nixCPU []time.Duration
+		for i := 0; i < n; i++ {
+			root := filepath.Join(dir, fmt.Sprintf("ours-%d-%d", paths, i))
+			w, c := timedCPU(nil, nil, bin, "--root", root, "--registration", reg, "load-db")
+			ours, oursCPU = append(ours, w), append(oursCPU, c)
+			root = filepath.Join(dir, fmt.Sprintf("nix-%d-%d", paths, i))
+			in, err := os.Open(reg)
+			must(err)
+			w, c = timedCPU(in, []string{"HOME=" + dir, "NIX_CONFIG=", "NIX_USER_CONF_FILES="},
+				"nix-store", "--store", root, "--option", "build-users-group", "", "--load-db")
+			in.Close()
+			nix, nixCPU = append(nix, w), append(nixCPU, c)
+		}
+		rows = append(rows, fmt.Sprintf("| %d paths | %.0f ms (CPU %.0f ms) | %.0f ms (CPU %.0f ms) | **%.1f×** |",
+			paths, ms(median(ours)), ms(median(oursCPU)), ms(median(nix)), ms(median(nixCPU)), ms(median(nix))/ms(median(ours))))
+	}
+	return fmt.Sprintf(`Synthetic registrations (every third path refers to itself, up to four references each), each loaded
+into a fresh root; process start included; %d alternating runs each, medians. Reference: %s.
+
+| registration | postboot load-db | nix-store --load-db | speed-up |
+|---|---|---|---|
+%s
+`, n, firstLine("nix-store", "--version"), strings.Join(rows, "\n"))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// timedCPU runs a command and returns its wall time and CPU time (user +
+// system).
+func timedCPU(stdin *os.File, env []string, name string, args ...string) (wall, cpu time.Duration) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = stdin
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("bench: %s %s: %v\n%s", name, strings.Join(args, " "), err, out.Bytes())
+	}
+	return time.Since(start), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // pseudoRandom is incompressible filler, deterministic across runs.
@@ -321,6 +477,22 @@ func hostPaths(root string, paths []string) []string {
 		out = append(out, filepath.Join(root, p))
 	}
 	return out
+}
+
+var runs int
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func pairs(a, b []time.Duration) string {
+	var s []string
+	for i := range a {
+		s = append(s, fmt.Sprintf("%.1f / %.1f s", a[i].Seconds(), b[i].Seconds()))
+	}
+	return strings.Join(s, ", ")
 }
 
 func timed(name string, args ...string) time.Duration {
