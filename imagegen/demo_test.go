@@ -1,6 +1,7 @@
 package imagegen_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -55,6 +56,19 @@ func TestDemo(t *testing.T) {
 	assert.Len(t, recs, 8, "stage2, demo-init, u-root, kernel, initrd, etc, system-path, system")
 
 	t.Run("nix-store --add names", func(t *testing.T) { checkAddNames(t, m) })
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again, err := (&imagegen.Demo{Dir: t.TempDir(), Kernel: k.Vmlinuz, ModulesDir: modules}).Build(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, m.System, again.System)
+		for _, f := range []struct{ a, b string }{{m.ISO, again.ISO}, {filepath.Join(dir, "initrd"), filepath.Join(filepath.Dir(again.ISO), "initrd")}} {
+			a, err := os.ReadFile(f.a)
+			require.NoError(t, err)
+			b, err := os.ReadFile(f.b)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(a, b), "%s and %s differ", f.a, f.b)
+		}
+	})
 
 	for _, tc := range []struct {
 		name string
