@@ -33,6 +33,11 @@ type ISOBuild struct {
 	// Squashfs, when set, is a prebuilt nix-store.squashfs copied in as is
 	// instead of one built from the spec's closure.
 	Squashfs string
+	// ClosureInfo, when set, is Nix's closureInfo of the spec's store
+	// contents and system (store-paths and registration), as NixOS's
+	// iso-image.nix has it: the closure is read from it instead of found
+	// by hashing and scanning every path.
+	ClosureInfo string
 }
 
 // ISOResult says what was built.
@@ -95,6 +100,7 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 		Store:       b.Store,
 		Compression: s.SquashfsCompression,
 		Epoch:       epoch,
+		ClosureInfo: b.ClosureInfo,
 	}
 	var clo *closure.Closure
 	var reg []byte

@@ -1263,6 +1263,20 @@ func TestBuildStoreImage(t *testing.T) {
 	assert.Equal(t, readFile(t, filepath.Join(store, kernel)), isoExtractFile(t, iso, "/boot/bzImage"), "kernel from the store")
 	assert.Equal(t, readFile(t, filepath.Join(store, initrd)), isoExtractFile(t, iso, "/boot/initrd"), "initrd from the store")
 
+	// With Nix's closureInfo of the same roots (its store-paths and
+	// --dump-db registration, as NixOS's closureInfo makes them), the
+	// same ISO, found without scanning.
+	info := t.TempDir()
+	mustWrite(t, filepath.Join(info, "store-paths"), []byte(strings.Join(closure, "\n")+"\n"), 0o644)
+	mustWrite(t, filepath.Join(info, "registration"), []byte(nixtest.Run(t, store, append([]string{"--dump-db"}, closure...)...)), 0o644)
+	withInfo := filepath.Join(t.TempDir(), "info.iso")
+	res0 := runCLI(t, cliOpts{}, "build", writeISOSpec(t, spec), "-o", withInfo, "--store-root", store, "--closure-info", info)
+	require.Zero(t, res0.code, "imagegen build --closure-info: %s", res0.stderr)
+	assert.True(t, bytes.Equal(readFile(t, iso), readFile(t, withInfo)), "the ISO built from Nix's closureInfo differs")
+	mustWrite(t, filepath.Join(info, "store-paths"), []byte(strings.Join(closure[1:], "\n")+"\n"), 0o644)
+	res0 = runCLI(t, cliOpts{}, "build", writeISOSpec(t, spec), "-o", filepath.Join(t.TempDir(), "x.iso"), "--store-root", store, "--closure-info", info)
+	assert.NotZero(t, res0.code, "a closureInfo without one of the roots")
+
 	// The same image as imagegen store makes.
 	alone := filepath.Join(t.TempDir(), "alone.squashfs")
 	res := runCLI(t, cliOpts{env: []string{"SOURCE_DATE_EPOCH=" + strconv.Itoa(testEpoch)}},

@@ -168,6 +168,7 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
 	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
 	sqfs := fs.String("squashfs", "", "use this prebuilt nix-store.squashfs `file` instead of building one from storeContents")
+	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso [flags]\n\n"+
 			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick.\n\nflags:\n")
@@ -186,7 +187,7 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	b := &ISOBuild{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs}
+	b := &ISOBuild{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo}
 	res, err := b.Build()
 	if err != nil {
 		return err

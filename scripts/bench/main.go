@@ -55,7 +55,7 @@ func main() {
 		run  func() string
 	}{
 		{"store", func() string { return benchStore(*work, imagegen, store, info, paths) }},
-		{"iso", func() string { return benchISO(*work, imagegen, store, paths) }},
+		{"iso", func() string { return benchISO(*work, imagegen, store, info, paths) }},
 		{"boot", func() string { return benchBoot(*work, imagegen) }},
 		{"postboot", func() string { return benchPostboot(*work) }},
 		{"demo", func() string { return benchDemo(*work, imagegen) }},
@@ -201,7 +201,7 @@ func readFile(p string) string {
 // The whole builds alternate, ours then the pipeline, runs times, and the
 // medians are compared: on a shared machine one run of a minute-long,
 // CPU-bound job can be off by tens of percent.
-func benchISO(work, imagegen, store string, paths []string) string {
+func benchISO(work, imagegen, store, info string, paths []string) string {
 	dir := filepath.Join(work, "iso")
 	os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o755))
@@ -237,10 +237,11 @@ func benchISO(work, imagegen, store string, paths []string) string {
 		"-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
 		"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
 		"-o", ref, root}
-	var oursRuns, sqRuns, xRuns, pipeRuns []time.Duration
+	var oursRuns, sqRuns, xRuns, pipeRuns, oursCPU, pipeCPU []time.Duration
 	for i := 0; i < runs; i++ {
 		os.Remove(ours)
-		tOurs := timed(imagegen, "build", specPath, "-o", ours, "--store-root", store)
+		// Both start from the same closureInfo, as NixOS's pipeline does.
+		tOurs, cOurs := timedCPU(nil, nil, imagegen, "build", specPath, "-o", ours, "--store-root", store, "--closure-info", info)
 		if i == 0 {
 			run("osirrox", "-indev", ours, "-extract", "/", root)
 			run("chmod", "-R", "u+w", root)
@@ -249,9 +250,10 @@ func benchISO(work, imagegen, store string, paths []string) string {
 		}
 		os.Remove(sq)
 		os.Remove(ref)
-		tSq := timed("mksquashfs", args...)
-		tX := timed("xorriso", xorriso...)
+		tSq, cSq := timedCPU(nil, nil, "mksquashfs", args...)
+		tX, cX := timedCPU(nil, nil, "xorriso", xorriso...)
 		oursRuns, sqRuns, xRuns, pipeRuns = append(oursRuns, tOurs), append(sqRuns, tSq), append(xRuns, tX), append(pipeRuns, tSq+tX)
+		oursCPU, pipeCPU = append(oursCPU, cOurs), append(pipeCPU, cSq+cX)
 	}
 	tOurs, pipeline := median(oursRuns), median(pipeRuns)
 	tSq, tX := median(sqRuns), median(xRuns)
@@ -262,19 +264,21 @@ func benchISO(work, imagegen, store string, paths []string) string {
 	os.Remove(ref)
 	tX2 := timed("xorriso", xorriso...)
 
-	res := fmt.Sprintf(`Same closure as above (zstd 19, NixOS's level), Debian's cloud kernel, a 16 MiB initrd, BIOS + UEFI + USB.
+	res := fmt.Sprintf(`Same closure as above (zstd 19, NixOS's level), given to both as the same closureInfo; Debian's cloud kernel, a 16 MiB initrd, BIOS + UEFI + USB.
 Reference: mksquashfs (make-squashfs.nix flags) then %s with make-iso9660-image.sh's flags, on the same boot files.
 Whole builds: %d alternating runs of each side, medians compared.
 
 | step | imagegen build | NixOS pipeline | ratio |
 |---|---|---|---|
-| whole build (store image + ISO), median | %.2f s | %.2f s (mksquashfs %.2f s + xorriso %.2f s) | **%.2f×** |
+| whole build (store image + ISO), median wall time | %.2f s | %.2f s (mksquashfs %.2f s + xorriso %.2f s) | **%.2f×** |
+| whole build, median CPU time (user + system) | %.1f s | %.1f s | %.2f× |
 | ISO assembly alone, given the squashfs | %.2f s | %.2f s (xorriso) | **%.2f×** |
 
 Every whole-build run (ours / pipeline, in order): %s.
 
 ISO sizes: ours %s, reference %s.
 `, strings.TrimSuffix(firstLine("xorriso", "-version"), "."), runs, tOurs.Seconds(), pipeline.Seconds(), tSq.Seconds(), tX.Seconds(), tOurs.Seconds()/pipeline.Seconds(),
+		median(oursCPU).Seconds(), median(pipeCPU).Seconds(), median(oursCPU).Seconds()/median(pipeCPU).Seconds(),
 		tA.Seconds(), tX2.Seconds(), tA.Seconds()/tX2.Seconds(), pairs(oursRuns, pipeRuns), mib(size(ours)), mib(size(ref)))
 	for _, p := range []string{ours, ours2, ref, sq} {
 		os.Remove(p)
