@@ -52,7 +52,8 @@ type Demo struct {
 // DemoCommands are u-root's commands in the demo system's sw/bin.
 var DemoCommands = RescueCommands
 
-// Canonical store modes and mtime, as Nix leaves a path once it is valid.
+// storeMTime is the mtime Nix gives everything in a valid store path;
+// demoEpoch dates the ISO (NixOS's default SOURCE_DATE_EPOCH).
 const (
 	storeMTime = 1
 	demoEpoch  = 315532800

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,25 +30,16 @@ const (
 
 type mount struct{ source, target, fstype string }
 
+// mounts maps each mount point to its mount (the last one on it, which is
+// the one in effect).
 func mounts() map[string]mount {
 	m := map[string]mount{}
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return m
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent maj:min root target opts... - fstype source superopts
-		left, right, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		l, r := strings.Fields(left), strings.Fields(right)
-		if len(l) < 5 || len(r) < 2 {
-			continue
-		}
-		m[l[4]] = mount{source: r[1], target: l[4], fstype: r[0]}
+	for _, i := range infos {
+		m[i.Mountpoint] = mount{source: i.Source, target: i.Mountpoint, fstype: i.FSType}
 	}
 	return m
 }
