@@ -72,7 +72,7 @@ func main() {
 
 // benchStore compares imagegen store with mksquashfs on the same closure.
 func benchStore(work, imagegen, store, info string, paths []string) string {
-	var rows []string
+	var rows, runList []string
 	for _, c := range []struct {
 		level int
 		exact bool
@@ -89,7 +89,6 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 		refArgs = append(refArgs, ref, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
 			"-b", "1048576", "-comp", "zstd", "-Xcompression-level", fmt.Sprint(level),
 			"-processors", fmt.Sprint(runtime.NumCPU()), "-root-mode", "0755", "-quiet", "-no-progress")
-		tRef := timed("mksquashfs", refArgs...)
 		ourArgs := []string{"store", "-o", ours, "--store-root", store, "--closure-info", info,
 			"--comp", "zstd", "--level", fmt.Sprint(level)}
 		label := fmt.Sprintf("zstd %d, 1 MiB blocks", level)
@@ -97,10 +96,18 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 			ourArgs = append(ourArgs, "--exact-level")
 			label += ", --exact-level"
 		}
-		tOurs := timed(imagegen, ourArgs...)
+		// Alternating runs, medians compared (see benchISO).
+		var refRuns, ourRuns []time.Duration
+		for i := 0; i < runs; i++ {
+			os.Remove(ref)
+			refRuns = append(refRuns, timed("mksquashfs", refArgs...))
+			ourRuns = append(ourRuns, timed(imagegen, ourArgs...))
+		}
+		tOurs, tRef := median(ourRuns), median(refRuns)
 		sOurs, sRef := size(ours), size(ref)
 		rows = append(rows, fmt.Sprintf("| %s | %.2f s | %.2f s | **%.2f×** | %s | %s | **%.4f×** |",
 			label, tOurs.Seconds(), tRef.Seconds(), tOurs.Seconds()/tRef.Seconds(), mib(sOurs), mib(sRef), float64(sOurs)/float64(sRef)))
+		runList = append(runList, fmt.Sprintf("%s: %s", label, pairs(ourRuns, refRuns)))
 		os.Remove(ours)
 		os.Remove(ref)
 	}
@@ -115,10 +122,14 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 	section := fmt.Sprintf(`Input: %d store paths, %s of file content (copies of %s), page cache warm.
 Machine: %d cores, %s. Reference: %s.
 
+Times: medians of %d alternating runs of each side.
+
 | compression | imagegen store | mksquashfs (NixOS flags) | time ratio | our size | mksquashfs size | size ratio |
 |---|---|---|---|---|---|---|
 %s
-`, len(paths), mib(content), sourceList(), runtime.NumCPU(), runtime.Version(), firstLine("mksquashfs", "-version"), strings.Join(rows, "\n"))
+
+Every run (ours / mksquashfs): %s.
+`, len(paths), mib(content), sourceList(), runtime.NumCPU(), runtime.Version(), firstLine("mksquashfs", "-version"), runs, strings.Join(rows, "\n"), strings.Join(runList, "; "))
 	return section
 }
 
