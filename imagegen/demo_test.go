@@ -84,7 +84,7 @@ func TestDemo(t *testing.T) {
 			// entropy (see vmtest.Options.CPU).
 			vm := vmtest.Start(t, vmtest.Options{Name: "demo-" + tc.name, Firmware: tc.fw, CDROM: m.ISO, CPU: "max"})
 			vm.MustExpect(regexp.MustCompile(regexp.QuoteMeta(demoinit.Marker)), timeout)
-			vm.MustExpectString("Press Enter within", time.Minute)
+			vm.MustExpectString(demoinit.ShellOffer, time.Minute)
 			require.NoError(t, vm.Send("q\n"))
 			vm.MustWait(time.Minute)
 			rep, err := demoinit.Parse(strings.ReplaceAll(vm.Console(), "\r", ""))

@@ -32,8 +32,9 @@ type Boot struct {
 	loaded map[string]bool // module files already tried
 }
 
-// uptime is CLOCK_MONOTONIC: time since boot, the kernel log's clock.
-func uptime() time.Duration {
+// Uptime is CLOCK_MONOTONIC: time since boot, the kernel log's clock, which
+// every stage's timeline uses.
+func Uptime() time.Duration {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0
@@ -44,8 +45,8 @@ func uptime() time.Duration {
 // Main is stage 1's main: it never returns.
 func Main() {
 	console := newAsyncWriter(os.Stderr)
-	tl := NewTimeline("stage1", uptime)
-	log := slog.New(newConsoleHandler(console, uptime))
+	tl := NewTimeline("stage1", Uptime)
+	log := slog.New(newConsoleHandler(console, Uptime))
 	b := &Boot{Timeline: tl, Log: log, Console: console, flush: console.Flush, loaded: map[string]bool{}}
 	b.mark("start", "")
 	err := b.run()

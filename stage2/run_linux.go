@@ -31,18 +31,12 @@ type run struct {
 	stage1 *stage1.Timeline
 }
 
-func uptime() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
-}
-
 // Main is stage 2's main; it execs the system's init or the rescue shell.
 func Main() {
-	r := &run{tl: stage1.NewTimeline("stage2", uptime)}
+	r := &run{tl: stage1.NewTimeline("stage2", stage1.Uptime)}
 	r.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
-			return slog.String("uptime", fmt.Sprintf("%.6f", uptime().Seconds()))
+			return slog.String("uptime", fmt.Sprintf("%.6f", stage1.Uptime().Seconds()))
 		}
 		return a
 	}})).With("stage", "stage2")
@@ -229,7 +223,7 @@ func (r *run) postBootCommands(sys string) error {
 }
 
 func (r *run) writeTimeline() {
-	all := stage1.NewTimeline("boot", uptime)
+	all := stage1.NewTimeline("boot", stage1.Uptime)
 	if r.stage1 != nil {
 		all.Kernel = r.stage1.Kernel
 		for _, s := range r.stage1.Steps {

@@ -20,6 +20,10 @@ import (
 // Marker starts the report's JSON line on the console.
 const Marker = "NIXLIVE-DEMO-REPORT "
 
+// ShellOffer starts demo-init's question after the report: a line with
+// Enter alone opens the shell, "q" powers off at once.
+const ShellOffer = "Press Enter within"
+
 // ProfileChain is what the system profile leads to: the link itself, the
 // generation link, the system's store path.
 type ProfileChain []string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nixlive/nixlive/internal/registration"
 	"github.com/nixlive/nixlive/stage1"
+	"github.com/nixlive/nixlive/stage2"
 )
 
 // Files the report reads, as NixOS and stage 1 and 2 leave them.
@@ -27,7 +28,6 @@ const (
 	RegistrationFile = "/nix/store/nix-path-registration"
 	DatabaseFile     = "/nix/var/nix/db/db.sqlite"
 	ProfileLink      = "/nix/var/nix/profiles/system"
-	TimelineFile     = "/run/nixlive/timeline.json" // stage2.TimelinePath
 	writeTestName    = "nixlive-demo-write-test"
 )
 
@@ -38,29 +38,18 @@ const shellWait = 5 * time.Second
 // Main is demo-init's main: report, then a shell or power off. As PID 1
 // it never returns.
 func Main() {
-	start := uptime()
+	start := stage1.Uptime()
 	os.Setenv("PATH", "/run/current-system/sw/bin")
 	r := Gather(start)
 	r.Check()
 	r.WriteText(os.Stdout)
 
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	mode := ""
-	for _, f := range strings.Fields(string(cmdline)) {
-		if v, ok := strings.CutPrefix(f, "nixlive.demo="); ok {
-			mode = v
-		}
-	}
+	mode := stage2.ParseCmdline(string(cmdline))["nixlive.demo"]
 	if mode == "shell" || (mode != "poweroff" && askShell()) {
 		shell()
 	}
 	poweroff()
-}
-
-func uptime() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
 }
 
 // Gather looks at the running system.
@@ -177,7 +166,7 @@ func (r *Report) mounts() {
 // refused.
 func (r *Report) storeWrites() {
 	name := "/nix/store/" + writeTestName
-	data := []byte(fmt.Sprintf("written by demo-init at %s\n", uptime()))
+	data := []byte(fmt.Sprintf("written by demo-init at %s\n", stage1.Uptime()))
 	written, cleanup := make(chan error), make(chan struct{})
 	go func() {
 		// The thread changes namespace and is never given back to the
@@ -226,7 +215,7 @@ func (r *Report) storeWrites() {
 }
 
 func (r *Report) timeline(start time.Duration) {
-	if f, err := os.Open(TimelineFile); err == nil {
+	if f, err := os.Open(stage2.TimelinePath); err == nil {
 		tl, err := stage1.ReadTimeline(f)
 		f.Close()
 		if err == nil {
@@ -236,13 +225,13 @@ func (r *Report) timeline(start time.Duration) {
 		}
 	}
 	r.Timeline = append(r.Timeline, Step{Name: "demo-init: start", At: start.Seconds()},
-		Step{Name: "demo-init: report", At: uptime().Seconds()})
+		Step{Name: "demo-init: report", At: stage1.Uptime().Seconds()})
 }
 
 // askShell offers a shell on the console for a few seconds; a line with
 // anything but "q" (Enter alone, say) takes it.
 func askShell() bool {
-	fmt.Printf("\nPress Enter within %d s for a shell (q: power off now).\n", int(shellWait.Seconds()))
+	fmt.Printf("\n%s %d s for a shell (q: power off now).\n", ShellOffer, int(shellWait.Seconds()))
 	line := make(chan string, 1)
 	go func() {
 		s, _ := bufio.NewReader(os.Stdin).ReadString('\n')

@@ -321,7 +321,7 @@ func benchDemo(work, imagegen string) string {
 		must(cmd.Start())
 		// "q": demo-init powers off at once instead of offering a shell.
 		go func() {
-			for !strings.Contains(out.String(), "Press Enter within") {
+			for !strings.Contains(out.String(), demoinit.ShellOffer) {
 				time.Sleep(200 * time.Millisecond)
 			}
 			stdin.Write([]byte("q\n"))

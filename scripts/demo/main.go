@@ -24,9 +24,6 @@ import (
 	"github.com/nixlive/nixlive/internal/vmtest"
 )
 
-// shellOffer is demo-init's question; the runner answers it.
-const shellOffer = "Press Enter within"
-
 func main() {
 	dir := flag.String("dir", "_out/demo", "work directory")
 	interactive := flag.Bool("interactive", false, "leave the console to you at demo-init's shell")
@@ -83,7 +80,7 @@ func main() {
 				os.Stdout.Write(buf[:n])
 				mu.Lock()
 				console.Write(buf[:n])
-				if !answered && bytes.Contains(console.Bytes(), []byte(shellOffer)) {
+				if !answered && bytes.Contains(console.Bytes(), []byte(demoinit.ShellOffer)) {
 					answered = true
 					if *interactive {
 						io.WriteString(stdin, "\n")
