@@ -363,7 +363,7 @@ func buildFresh(r root, dbHost string, entries []*entry, now int64) (err error) 
 			return fmt.Errorf("creating the schema: %w", err)
 		}
 	}
-	if err := insertOutputs(tx, r, entries); err != nil {
+	if err := insertOutputs(tx, outputs); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -635,7 +635,11 @@ func fill(tx *sql.Tx, r root, entries []*entry, now int64, res *LoadResult) erro
 	if err := insertPaths(tx, fresh, now); err != nil {
 		return err
 	}
-	if err := insertOutputs(tx, r, fresh); err != nil {
+	outputs, err := derivationOutputs(r, fresh)
+	if err != nil {
+		return err
+	}
+	if err := insertOutputs(tx, outputs); err != nil {
 		return err
 	}
 
@@ -769,14 +773,11 @@ func insertRefs(tx *sql.Tx, verb string, entries []*entry, external map[string]i
 	return nil
 }
 
-// insertOutputs records the outputs of the derivations among new
-// entries, as Nix's addValidPath does: each output whose path is known
-// (not a floating content-addressed one) maps to its path. The .drv file
-// is read from the store, as Nix reads it.
-func insertOutputs(tx *sql.Tx, r root, entries []*entry) error {
-	outputs, err := derivationOutputs(r, entries)
-	if err != nil || len(outputs) == 0 {
-		return err
+// insertOutputs records the outputs of new derivations (from
+// derivationOutputs) in DerivationOutputs, as Nix's addValidPath does.
+func insertOutputs(tx *sql.Tx, outputs []drvOutput) error {
+	if len(outputs) == 0 {
+		return nil
 	}
 	stmt, err := tx.Prepare("insert or replace into DerivationOutputs (drv, id, path) values (?, ?, ?)")
 	if err != nil {
@@ -791,9 +792,9 @@ func insertOutputs(tx *sql.Tx, r root, entries []*entry) error {
 	return nil
 }
 
-// derivationOutputs reads the .drv files among entries from the store and
-// returns their outputs with known paths (not floating content-addressed
-// ones), by entry and output name.
+// derivationOutputs reads the .drv files among entries from the store, as
+// Nix reads them, and returns their outputs whose paths are known (not
+// floating content-addressed ones), by entry and output name.
 func derivationOutputs(r root, entries []*entry) ([]drvOutput, error) {
 	var out []drvOutput
 	for _, e := range entries {
