@@ -25,6 +25,7 @@ import (
 	"github.com/nixlive/nixlive/internal/demoinit"
 	"github.com/nixlive/nixlive/internal/registration"
 	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/vmtest"
 )
 
 // Host trees that stand in for store paths: a toolchain with many small
@@ -160,8 +161,7 @@ func benchBoot(work, imagegen string) string {
 
 	var own, total []float64
 	for i := 0; i < 5; i++ {
-		out, err := exec.Command("timeout", "120", "qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-m", "1024",
-			"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none", "-cdrom", iso).Output()
+		out, err := qemu(120, vmtest.Options{CDROM: iso}).Output()
 		if err != nil && !strings.Contains(string(out), "NIXLIVE-STAGE2-RESULT") {
 			log.Fatalf("bench: boot %d: %v\n%s", i, err, out)
 		}
@@ -311,9 +311,7 @@ func benchDemo(work, imagegen string) string {
 	for i := 0; i < 5; i++ {
 		// -cpu max: RDRAND, so postboot's SQLite does not wait for
 		// entropy (see vmtest.Options.CPU).
-		cmd := exec.Command("timeout", "300", "qemu-system-x86_64", "-accel", "tcg", "-M", "pc", "-cpu", "max", "-m", "1024",
-			"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
-			"-cdrom", filepath.Join(dir, "nixlive-demo.iso"))
+		cmd := qemu(300, vmtest.Options{CDROM: filepath.Join(dir, "nixlive-demo.iso"), CPU: "max"})
 		stdin, err := cmd.StdinPipe()
 		must(err)
 		out := &syncBuffer{}
@@ -511,9 +509,15 @@ func pairs(a, b []time.Duration) string {
 }
 
 func timed(name string, args ...string) time.Duration {
-	start := time.Now()
-	run(name, args...)
-	return time.Since(start)
+	wall, _ := timedCPU(nil, nil, name, args...)
+	return wall
+}
+
+// qemu runs the tests' machine (vmtest's QEMU arguments) under a time limit.
+func qemu(seconds int, opts vmtest.Options) *exec.Cmd {
+	args, err := opts.Args()
+	must(err)
+	return exec.Command("timeout", append([]string{fmt.Sprint(seconds), vmtest.QEMU}, args...)...)
 }
 
 func run(name string, args ...string) {
