@@ -16,6 +16,7 @@ import (
 
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/nar"
 	"github.com/nixlive/nixlive/internal/storepath"
 )
@@ -372,11 +373,10 @@ func removeStore(root string) error {
 }
 
 func copyInto(src, dst string, mode fs.FileMode) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return writeInto(dst, string(data), mode)
+	return copyfile.Copy(src, dst, mode)
 }
 
 func writeInto(dst, data string, mode fs.FileMode) error {

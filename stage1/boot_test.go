@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/livetest"
 	"github.com/nixlive/nixlive/internal/vmtest"
 )
@@ -257,7 +258,7 @@ func TestBoot(t *testing.T) {
 				off, size, err := livetest.FileExtent(iso, "nix-store.squashfs")
 				require.NoError(t, err)
 				cut := filepath.Join(t.TempDir(), "truncated.iso")
-				require.NoError(t, livetest.CopyFile(iso, cut))
+				require.NoError(t, copyfile.Copy(iso, cut, 0o644))
 				require.NoError(t, os.Truncate(cut, (off+size/2)&^2047))
 				return cut
 			}, `^stage1: mount /dev/sr0 \(iso9660\) on /mnt-root/iso: input/output error$`},

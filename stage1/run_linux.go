@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/kmod"
 )
 
@@ -224,7 +225,7 @@ func (b *Boot) copyToRAM() error {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
 		return fmt.Errorf("stage1: copytoram: mount tmpfs on %s: %w", dir, err)
 	}
-	if err := copyFile(src, path.Join(dir, StoreImage)); err != nil {
+	if err := copyfile.Copy(src, path.Join(dir, StoreImage), 0o666); err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
 	}
 	b.mark("copytoram", fmt.Sprintf("%d MiB", fi.Size()>>20))
@@ -234,23 +235,6 @@ func (b *Boot) copyToRAM() error {
 	}
 	b.mark("medium released", b.device)
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.CopyBuffer(out, in, make([]byte, 4<<20)); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	return out.Close()
 }
 
 func memAvailable() (int64, error) {

@@ -3,11 +3,12 @@ package kmod
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/nixlive/nixlive/internal/copyfile"
 )
 
 // Subset returns the index files of a database that holds only the named
@@ -97,29 +98,13 @@ func (db *DB) WriteSubset(dstDir string, names []string) error {
 		}
 	}
 	for _, p := range paths {
-		if err := copyFile(filepath.Join(db.dir, p), filepath.Join(dstDir, p)); err != nil {
+		dst := filepath.Join(dstDir, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("kmod: %w", err)
+		}
+		if err := copyfile.Copy(filepath.Join(db.dir, p), dst, 0o644); err != nil {
 			return fmt.Errorf("kmod: %w", err)
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

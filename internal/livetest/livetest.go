@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/nixlive/nixlive/imagegen/iso9660"
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/vmtest"
 )
 
@@ -417,24 +418,6 @@ func FileExtent(iso, name string) (off, size int64, err error) {
 	return off, size, nil
 }
 
-// CopyFile copies src to dst (created with mode 0644).
-func CopyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
 // Ext4Image makes an ext4 disk image at img holding file at path inside
 // it (mkfs.ext4 -d: no root, no mount), with room to spare.
 func Ext4Image(ctx context.Context, img, label, file, path string) error {
@@ -452,7 +435,7 @@ func Ext4Image(ctx context.Context, img, label, file, path string) error {
 		return err
 	}
 	if err := os.Link(file, dst); err != nil {
-		if err := CopyFile(file, dst); err != nil {
+		if err := copyfile.Copy(file, dst, 0o644); err != nil {
 			return err
 		}
 	}

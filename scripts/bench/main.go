@@ -22,6 +22,7 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/nixlive/nixlive/internal/closure"
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/demoinit"
 	"github.com/nixlive/nixlive/internal/registration"
 	"github.com/nixlive/nixlive/internal/storepath"
@@ -85,7 +86,7 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 		// NixOS's make-squashfs.nix flags; the registration is copied in
 		// under its name inside the image.
 		reg := filepath.Join(work, "nix-path-registration")
-		copyFile(filepath.Join(info, "registration"), reg)
+		must(copyfile.Copy(filepath.Join(info, "registration"), reg, 0o644))
 		refArgs[0] = reg
 		refArgs = append(refArgs, ref, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
 			"-b", "1048576", "-comp", "zstd", "-Xcompression-level", fmt.Sprint(level),
@@ -257,7 +258,7 @@ func benchISO(work, imagegen, store, info string, paths []string) string {
 			run("osirrox", "-indev", ours, "-extract", "/", root)
 			run("chmod", "-R", "u+w", root)
 			must(os.Remove(filepath.Join(root, ".boot.cat")))
-			copyFile(filepath.Join(work, "closure-info", "registration"), reg)
+			must(copyfile.Copy(filepath.Join(work, "closure-info", "registration"), reg, 0o644))
 		}
 		os.Remove(sq)
 		os.Remove(ref)
@@ -541,12 +542,6 @@ func size(p string) int64 {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func copyFile(from, to string) {
-	b, err := os.ReadFile(from)
-	must(err)
-	must(os.WriteFile(to, b, 0o644))
-}
 
 func must(err error) {
 	if err != nil {
