@@ -103,24 +103,31 @@ func (b *Boot) run() error {
 	return b.switchRoot()
 }
 
+// SpecialMount is a kernel file system a stage mounts before its work.
+type SpecialMount struct {
+	Source, Target, FSType, Data string
+	Flags                        uintptr
+}
+
+// SpecialMounts are the file systems stage 1 mounts, and moves into the
+// new root for stage 2 (which adds /dev/pts and /dev/shm).
+var SpecialMounts = []SpecialMount{
+	{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
+	{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
+}
+
 // mountEarly mounts the special file systems stage 1 needs; the kernel
 // mounts none of them for an initramfs (not even devtmpfs).
 func mountEarly() error {
-	for _, m := range []struct {
-		src, dst, fs, data string
-		flags              uintptr
-	}{
-		{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-		{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-		{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
-		{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
-	} {
-		if err := os.MkdirAll(m.dst, 0o755); err != nil {
-			return fmt.Errorf("stage1: mkdir %s: %w", m.dst, err)
+	for _, m := range SpecialMounts {
+		if err := os.MkdirAll(m.Target, 0o755); err != nil {
+			return fmt.Errorf("stage1: mkdir %s: %w", m.Target, err)
 		}
-		err := unix.Mount(m.src, m.dst, m.fs, m.flags, m.data)
+		err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data)
 		if err != nil && !errors.Is(err, unix.EBUSY) {
-			return fmt.Errorf("stage1: mount %s on %s: %w", m.fs, m.dst, err)
+			return fmt.Errorf("stage1: mount %s on %s: %w", m.FSType, m.Target, err)
 		}
 	}
 	return nil
@@ -271,8 +278,8 @@ func (b *Boot) switchRoot() error {
 	if _, err := resolveIn(NewRoot, init); err != nil {
 		return fmt.Errorf("stage1: stage 2 init %s: %w", init, err)
 	}
-	for _, d := range []string{"/proc", "/sys", "/dev", "/run"} {
-		dst := path.Join(NewRoot, d)
+	for _, m := range SpecialMounts {
+		dst := path.Join(NewRoot, m.Target)
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", dst, err)
 		}
@@ -281,9 +288,9 @@ func (b *Boot) switchRoot() error {
 	if err := b.writeTimeline(); err != nil {
 		b.Log.Warn("timeline not written", "err", err)
 	}
-	for _, d := range []string{"/proc", "/sys", "/dev", "/run"} {
-		if err := unix.Mount(d, path.Join(NewRoot, d), "", unix.MS_MOVE, ""); err != nil {
-			return fmt.Errorf("stage1: move %s into the new root: %w", d, err)
+	for _, m := range SpecialMounts {
+		if err := unix.Mount(m.Target, path.Join(NewRoot, m.Target), "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("stage1: move %s into the new root: %w", m.Target, err)
 		}
 	}
 	freeInitramfs(NewRoot)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -101,23 +102,16 @@ func (r *run) mark(name, detail string) {
 // in, a boot without stage 1 (a container, a test) may have none.
 func (r *run) early() error {
 	var errs []error
-	for _, m := range []struct {
-		src, dst, fs, data string
-		flags              uintptr
-	}{
-		{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-		{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-		{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
-		{"devpts", "/dev/pts", "devpts", "mode=0620,gid=3,ptmxmode=0666", unix.MS_NOSUID | unix.MS_NOEXEC},
-		{"tmpfs", "/dev/shm", "tmpfs", "mode=1777", unix.MS_NOSUID | unix.MS_NODEV},
-		{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
-	} {
-		if mounted(m.dst) {
+	for _, m := range append(slices.Clone(stage1.SpecialMounts),
+		stage1.SpecialMount{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Data: "mode=0620,gid=3,ptmxmode=0666", Flags: unix.MS_NOSUID | unix.MS_NOEXEC},
+		stage1.SpecialMount{Source: "tmpfs", Target: "/dev/shm", FSType: "tmpfs", Data: "mode=1777", Flags: unix.MS_NOSUID | unix.MS_NODEV},
+	) {
+		if mounted(m.Target) {
 			continue
 		}
-		os.MkdirAll(m.dst, 0o755)
-		if err := unix.Mount(m.src, m.dst, m.fs, m.flags, m.data); err != nil {
-			errs = append(errs, fmt.Errorf("mount %s on %s: %w", m.fs, m.dst, err))
+		os.MkdirAll(m.Target, 0o755)
+		if err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data); err != nil {
+			errs = append(errs, fmt.Errorf("mount %s on %s: %w", m.FSType, m.Target, err))
 		}
 	}
 	return errors.Join(errs...)
