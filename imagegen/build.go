@@ -44,7 +44,8 @@ type ISOBuild struct {
 type ISOResult struct {
 	Path       string // the ISO (or the compressed ISO)
 	StorePaths int
-	Squashfs   int64 // bytes
+	Squashfs   int64          // bytes
+	Content    squashfs.Stats // zero when the squashfs was given
 }
 
 // input is a file to put on the ISO, resolved on the host.
@@ -187,7 +188,7 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 		if err := st.Close(); err != nil {
 			return nil, err
 		}
-		res.StorePaths, res.Squashfs = len(clo.Paths), st.Size()
+		res.StorePaths, res.Squashfs, res.Content = len(clo.Paths), st.Size(), sw.Stats()
 	}
 	if err := w.Close(); err != nil {
 		return nil, err

@@ -157,7 +157,7 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d store paths, %d content bytes\n", *out, len(res.Closure.Paths), res.ContentBytes)
+	fmt.Fprintf(stdout, "%s: %d store paths; %s\n", *out, len(res.Closure.Paths), describeContent(res.Content))
 	return nil
 }
 
@@ -193,6 +193,9 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, nix-store.squashfs %d bytes\n", res.Path, res.StorePaths, res.Squashfs)
+	if res.Content.Content > 0 {
+		fmt.Fprintf(stdout, "nix-store.squashfs: %s\n", describeContent(res.Content))
+	}
 	return nil
 }
 
@@ -260,4 +263,15 @@ func demoCmd(args []string, stdout, stderr *os.File) error {
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, system %s\n", m.ISO, len(m.StorePaths), m.System)
 	return nil
+}
+
+// describeContent says where a squashfs's content went, so a user sees what
+// duplicate detection and the level-1 trial saved.
+func describeContent(st squashfs.Stats) string {
+	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+	s := fmt.Sprintf("%s of content: %s duplicate, %s sparse, %s compressed", mib(st.Content), mib(st.Duplicate), mib(st.Sparse), mib(st.Compressed))
+	if st.TrialKept > 0 {
+		s += fmt.Sprintf(" (%s of it kept level 1's result)", mib(st.TrialKept))
+	}
+	return s
 }

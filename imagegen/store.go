@@ -62,7 +62,7 @@ type StoreImage struct {
 type StoreResult struct {
 	Closure      *closure.Closure
 	Registration []byte
-	ContentBytes int64
+	Content      squashfs.Stats
 }
 
 // Closure computes the image's closure and registration.
@@ -169,5 +169,5 @@ func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
 	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("imagegen: %w", err)
 	}
-	return &StoreResult{Closure: c, Registration: reg, ContentBytes: w.ContentSize()}, nil
+	return &StoreResult{Closure: c, Registration: reg, Content: w.Stats()}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/closure"
 	"github.com/nixlive/nixlive/internal/nixtest"
 	"github.com/nixlive/nixlive/internal/registration"
@@ -755,5 +756,23 @@ func TestStoreCompressors(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestDescribeContent checks the wording of the line "imagegen store" and
+// "imagegen build" print about where the content went.
+func TestDescribeContent(t *testing.T) {
+	st := squashfs.Stats{Content: 100 << 20, Duplicate: 10 << 20, Sparse: 1 << 20, Compressed: 89 << 20}
+	for _, c := range []struct {
+		trialKept int64
+		want      string
+	}{
+		{0, "100.0 MiB of content: 10.0 MiB duplicate, 1.0 MiB sparse, 89.0 MiB compressed"},
+		{3 << 19, "100.0 MiB of content: 10.0 MiB duplicate, 1.0 MiB sparse, 89.0 MiB compressed (1.5 MiB of it kept level 1's result)"},
+	} {
+		st.TrialKept = c.trialKept
+		if got := imagegen.DescribeContent(st); got != c.want {
+			t.Errorf("DescribeContent(%+v) = %q, want %q", st, got, c.want)
+		}
 	}
 }

@@ -175,6 +175,8 @@ type zstdEncoder struct {
 	ctx   zstd.Ctx
 	level int
 	probe []byte // scratch for the level-1 trial; nil: no trial
+	// trialKept counts the input bytes that kept the trial's result.
+	trialKept int64
 }
 
 // Blocks that level 1 cannot shrink by 3% are already compressed (archives,
@@ -194,6 +196,7 @@ func (e *zstdEncoder) compress(dst, src []byte) ([]byte, error) {
 			return nil, err
 		}
 		if float64(len(trial)) > probeKeepRatio*float64(len(src)) {
+			e.trialKept += int64(len(src))
 			return smaller(append(dst[:0], trial...), src), nil
 		}
 	}

@@ -84,6 +84,8 @@ type Writer struct {
 	root  *node
 	cur   *fileState
 	taken int64 // content bytes taken in, for Progress
+	stats Stats // the adding goroutine's counts; workers add theirs at Close
+	mu    sync.Mutex
 
 	// duplicate detection: files with at least one full block by size and
 	// first-block hash; smaller files by size and content hash.
@@ -449,6 +451,26 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 // ContentSize is the number of file content bytes taken in so far.
 func (w *Writer) ContentSize() int64 { return w.taken }
 
+// Stats says where the content went: what duplicate detection, sparse
+// blocks and the level-1 trial kept away from the compressor.
+type Stats struct {
+	Content   int64 // file content taken in
+	Duplicate int64 // content already in the image (duplicate files, leading blocks shared with an earlier file)
+	Sparse    int64 // all-zero blocks, which take no space
+	// Compressed is what went to the compressor as data and fragment
+	// blocks; TrialKept is the part of it that kept level 1's result.
+	Compressed, TrialKept int64
+}
+
+// Stats returns the counts; they are complete once Close has returned.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.stats
+	st.Content = w.taken
+	return st
+}
+
 func (w *Writer) writable() (*fileState, error) {
 	if err := w.failed(); err != nil {
 		return nil, err
@@ -514,6 +536,7 @@ func (w *Writer) fullBlock(s *fileState) {
 	}
 	if zero {
 		w.srcPool.Put(blk[:0]) // sizes[i] stays 0: a sparse block
+		w.addStats(Stats{Sparse: int64(len(blk))})
 		return
 	}
 	w.start(s)
@@ -527,6 +550,7 @@ func (w *Writer) copyBlocks(s *fileState, from *fileData, n int) {
 	}
 	w.start(s)
 	w.send(&job{kind: jobCopy, fd: s.fd, from: from, n: n, done: closedChan})
+	w.addStats(Stats{Duplicate: int64(n) * int64(w.bs)})
 }
 
 // start marks where the current file's data begins, once.
@@ -574,6 +598,7 @@ func (w *Writer) finishFile() error {
 			key := dedupKey{fd.size, sha256.Sum256(tail)}
 			if d := w.small[key]; d != nil {
 				fd.dupOf = d
+				w.addStats(Stats{Duplicate: fd.size})
 				return nil
 			}
 			w.small[key] = fd
@@ -588,6 +613,7 @@ func (w *Writer) finishFile() error {
 		for _, c := range s.cands {
 			if c.tailHash == fd.tailHash {
 				fd.dupOf = c
+				w.addStats(Stats{Duplicate: fd.size})
 				return nil
 			}
 		}
@@ -633,12 +659,27 @@ func (w *Writer) flushFragment() {
 func (w *Writer) compressLoop() {
 	defer w.workersWG.Done()
 	enc := w.opts.Compression.newEncoder(w.bs, !w.opts.ExactLevel)
+	var st Stats
 	for j := range w.work {
 		dst := w.dstPool.Get().([]byte)
+		st.Compressed += int64(len(j.src))
 		out, err := enc.compress(dst[:0], j.src)
 		j.out, j.dst, j.err = out, dst, err
 		close(j.done)
 	}
+	if z, ok := enc.(*zstdEncoder); ok {
+		st.TrialKept = z.trialKept
+	}
+	w.addStats(st)
+}
+
+func (w *Writer) addStats(d Stats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stats.Duplicate += d.Duplicate
+	w.stats.Sparse += d.Sparse
+	w.stats.Compressed += d.Compressed
+	w.stats.TrialKept += d.TrialKept
 }
 
 // sinkLoop writes finished jobs in the order they were made, so the image

@@ -25,6 +25,13 @@ func needUnsquashfs(t *testing.T) {
 // build writes entries through add into a new image and returns its path.
 func build(t *testing.T, opts Options, add func(w *Writer)) string {
 	t.Helper()
+	img, _ := buildStats(t, opts, add)
+	return img
+}
+
+// buildStats is build that also returns the Writer's Stats.
+func buildStats(t *testing.T, opts Options, add func(w *Writer)) (string, Stats) {
+	t.Helper()
 	img := filepath.Join(t.TempDir(), "img.sqfs")
 	f, err := os.Create(img)
 	require.NoError(t, err)
@@ -33,7 +40,7 @@ func build(t *testing.T, opts Options, add func(w *Writer)) string {
 	require.NoError(t, err)
 	add(w)
 	require.NoError(t, w.Close())
-	return img
+	return img, w.Stats()
 }
 
 func addFile(t *testing.T, w *Writer, name string, data []byte) {
@@ -110,6 +117,63 @@ func TestDuplicates(t *testing.T) {
 	saved := int64(2*len(base) + len(exactBlocks) + len(small))
 	a, b := fileSize(t, withDups), fileSize(t, noDups)
 	require.Greater(t, b-a, saved-2*padTo, "duplicates were stored again: %d vs %d bytes", a, b)
+}
+
+// TestStatsAccountForContent checks the counts behind imagegen's summary
+// line: every content byte is a duplicate, sparse, or compressed, and the
+// duplicates include the leading blocks a file shares with an earlier one.
+func TestStatsAccountForContent(t *testing.T) {
+	const bs = 4096
+	base := randomBytes(1, 10*bs+123)
+	differsInBlock3 := bytes.Clone(base)
+	differsInBlock3[3*bs+5] ^= 1
+	withZeros := make([]byte, 5*bs)
+	copy(withZeros[2*bs:], "not zero")
+	small := randomBytes(3, 1000)
+	_, st := buildStats(t, Options{Compression: Compression{Algorithm: None}, BlockSize: bs}, func(w *Writer) {
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{"a", base}, {"b", base}, {"d", differsInBlock3}, {"z", withZeros}, {"s1", small}, {"s2", small}} {
+			addFile(t, w, f.name, f.data)
+		}
+	})
+	require.Equal(t, Stats{
+		Content: 2*int64(len(base)) + int64(len(differsInBlock3)+len(withZeros)+2*len(small)),
+		// b whole, d's blocks 0-2, s2 whole.
+		Duplicate: int64(len(base)) + 3*bs + int64(len(small)),
+		Sparse:    4 * bs,
+		// a, d from block 3 on, z's one non-zero block, s1 (a fragment).
+		Compressed: int64(len(base)) + int64(len(differsInBlock3)-3*bs) + bs + int64(len(small)),
+	}, st)
+	require.Equal(t, st.Content, st.Duplicate+st.Sparse+st.Compressed)
+}
+
+// TestLevelOneTrial checks that at zstd 19 a block level 1 cannot shrink
+// keeps level 1's result, that compressible blocks do not, and that
+// ExactLevel turns the trial off; the image reads back either way.
+func TestLevelOneTrial(t *testing.T) {
+	const bs = 64 << 10 // the trial's smallest block
+	noise := randomBytes(4, bs)
+	text := bytes.Repeat([]byte("nix-store --load-db < nix-path-registration\n"), bs/44+1)[:bs]
+	for _, exact := range []bool{false, true} {
+		img, st := buildStats(t, Options{Compression: Compression{Algorithm: Zstd, Level: 19}, BlockSize: bs, ExactLevel: exact}, func(w *Writer) {
+			addFile(t, w, "noise", noise)
+			addFile(t, w, "text", text)
+		})
+		require.Equal(t, int64(2*bs), st.Compressed)
+		if exact {
+			require.Zero(t, st.TrialKept, "ExactLevel: no block may keep level 1's result")
+		} else {
+			require.Equal(t, int64(bs), st.TrialKept, "only the noise block should keep level 1's result")
+		}
+		dir := extract(t, img)
+		for name, want := range map[string][]byte{"noise": noise, "text": text} {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(want, got), "exact=%v: %s differs after extraction", exact, name)
+		}
+	}
 }
 
 func fileSize(t *testing.T, p string) int64 {

@@ -1,0 +1,4 @@
+package imagegen
+
+// DescribeContent exposes the summary line's wording to the tests.
+var DescribeContent = describeContent
