@@ -84,8 +84,10 @@ type Writer struct {
 	root  *node
 	cur   *fileState
 	taken int64 // content bytes taken in, for Progress
-	stats Stats // the adding goroutine's counts; workers add theirs at Close
-	mu    sync.Mutex
+	// stats: Duplicate and Sparse counted by the adding goroutine, the
+	// rest added by each worker under statsMu as it ends.
+	stats   Stats
+	statsMu sync.Mutex
 
 	// duplicate detection: files with at least one full block by size and
 	// first-block hash; smaller files by size and content hash.
@@ -448,9 +450,6 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	return total, nil
 }
 
-// ContentSize is the number of file content bytes taken in so far.
-func (w *Writer) ContentSize() int64 { return w.taken }
-
 // Stats says where the content went: what duplicate detection, sparse
 // blocks and the level-1 trial kept away from the compressor.
 type Stats struct {
@@ -464,8 +463,8 @@ type Stats struct {
 
 // Stats returns the counts; they are complete once Close has returned.
 func (w *Writer) Stats() Stats {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
 	st := w.stats
 	st.Content = w.taken
 	return st
@@ -536,7 +535,7 @@ func (w *Writer) fullBlock(s *fileState) {
 	}
 	if zero {
 		w.srcPool.Put(blk[:0]) // sizes[i] stays 0: a sparse block
-		w.addStats(Stats{Sparse: int64(len(blk))})
+		w.stats.Sparse += int64(len(blk))
 		return
 	}
 	w.start(s)
@@ -550,7 +549,7 @@ func (w *Writer) copyBlocks(s *fileState, from *fileData, n int) {
 	}
 	w.start(s)
 	w.send(&job{kind: jobCopy, fd: s.fd, from: from, n: n, done: closedChan})
-	w.addStats(Stats{Duplicate: int64(n) * int64(w.bs)})
+	w.stats.Duplicate += int64(n) * int64(w.bs)
 }
 
 // start marks where the current file's data begins, once.
@@ -598,7 +597,7 @@ func (w *Writer) finishFile() error {
 			key := dedupKey{fd.size, sha256.Sum256(tail)}
 			if d := w.small[key]; d != nil {
 				fd.dupOf = d
-				w.addStats(Stats{Duplicate: fd.size})
+				w.stats.Duplicate += fd.size
 				return nil
 			}
 			w.small[key] = fd
@@ -613,7 +612,7 @@ func (w *Writer) finishFile() error {
 		for _, c := range s.cands {
 			if c.tailHash == fd.tailHash {
 				fd.dupOf = c
-				w.addStats(Stats{Duplicate: fd.size})
+				w.stats.Duplicate += fd.size
 				return nil
 			}
 		}
@@ -659,27 +658,20 @@ func (w *Writer) flushFragment() {
 func (w *Writer) compressLoop() {
 	defer w.workersWG.Done()
 	enc := w.opts.Compression.newEncoder(w.bs, !w.opts.ExactLevel)
-	var st Stats
+	var compressed int64
 	for j := range w.work {
 		dst := w.dstPool.Get().([]byte)
-		st.Compressed += int64(len(j.src))
+		compressed += int64(len(j.src))
 		out, err := enc.compress(dst[:0], j.src)
 		j.out, j.dst, j.err = out, dst, err
 		close(j.done)
 	}
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	w.stats.Compressed += compressed
 	if z, ok := enc.(*zstdEncoder); ok {
-		st.TrialKept = z.trialKept
+		w.stats.TrialKept += z.trialKept
 	}
-	w.addStats(st)
-}
-
-func (w *Writer) addStats(d Stats) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stats.Duplicate += d.Duplicate
-	w.stats.Sparse += d.Sparse
-	w.stats.Compressed += d.Compressed
-	w.stats.TrialKept += d.TrialKept
 }
 
 // sinkLoop writes finished jobs in the order they were made, so the image
