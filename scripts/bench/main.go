@@ -84,15 +84,10 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 		level := c.level
 		ours := filepath.Join(work, fmt.Sprintf("ours-%d.squashfs", level))
 		ref := filepath.Join(work, fmt.Sprintf("mksquashfs-%d.squashfs", level))
-		refArgs := append([]string{filepath.Join(info, "registration")}, hostPaths(store, paths)...)
-		// NixOS's make-squashfs.nix flags; the registration is copied in
-		// under its name inside the image.
+		// The registration is copied in under its name inside the image.
 		reg := filepath.Join(work, "nix-path-registration")
 		must(copyfile.Copy(filepath.Join(info, "registration"), reg, 0o644))
-		refArgs[0] = reg
-		refArgs = append(refArgs, ref, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
-			"-b", "1048576", "-comp", "zstd", "-Xcompression-level", fmt.Sprint(level),
-			"-processors", fmt.Sprint(runtime.NumCPU()), "-root-mode", "0755", "-quiet", "-no-progress")
+		refArgs := nixosMksquashfs(ref, level, append([]string{reg}, hostPaths(store, paths)...)...)
 		ourArgs := []string{"store", "-o", ours, "--store-root", store, "--closure-info", info,
 			"--comp", "zstd", "--level", fmt.Sprint(level)}
 		label := fmt.Sprintf("zstd %d, 1 MiB blocks", level)
@@ -241,10 +236,7 @@ func benchISO(work, imagegen, store, info string, paths []string) string {
 	reg := filepath.Join(dir, "nix-path-registration")
 	sq := filepath.Join(root, "nix-store.squashfs")
 	ref := filepath.Join(dir, "ref.iso")
-	args := append([]string{reg}, hostPaths(store, paths)...)
-	args = append(args, sq, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
-		"-b", "1048576", "-comp", "zstd", "-Xcompression-level", "19",
-		"-processors", fmt.Sprint(runtime.NumCPU()), "-root-mode", "0755", "-quiet", "-no-progress")
+	args := nixosMksquashfs(sq, 19, append([]string{reg}, hostPaths(store, paths)...)...)
 	xorriso := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",
 		"-full-iso9660-filenames", "-joliet", "-r",
 		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", ".boot.cat", "-no-emul-boot",
@@ -306,8 +298,8 @@ expected to take much less than %.2f× the pipeline's.
 `, strings.TrimSuffix(firstLine("xorriso", "-version"), "."), runs, tOurs.Seconds(), pipeline.Seconds(), tSq.Seconds(), tX.Seconds(), tOurs.Seconds()/pipeline.Seconds(),
 		median(oursCPU).Seconds(), median(pipeCPU).Seconds(), median(oursCPU).Seconds()/median(pipeCPU).Seconds(),
 		tA.Seconds(), tX2.Seconds(), tA.Seconds()/tX2.Seconds(), pairs(oursRuns, pipeRuns), mib(size(ours)), mib(size(ref)),
-		mibF(content.content), mibF(content.duplicate), mibF(content.sparse), mibF(content.trialKept),
-		dupOne.Seconds(), dupTwo.Seconds(), mibF(content.content-content.sparse), mibF(content.level19()), content.workRatio(), content.workRatio())
+		mib(content.content), mib(content.duplicate), mib(content.sparse), mib(content.trialKept),
+		dupOne.Seconds(), dupTwo.Seconds(), mib(content.content-content.sparse), mib(content.level19()), content.workRatio(), content.workRatio())
 	for _, p := range []string{ours, ours2, ref, sq} {
 		os.Remove(p)
 	}
@@ -507,6 +499,14 @@ func makeStore(work string) (root, info string, paths []string) {
 	return root, info, paths
 }
 
+// nixosMksquashfs is the mksquashfs command line of NixOS's
+// make-squashfs.nix (zstd at level, 1 MiB blocks, on all cores), quiet.
+func nixosMksquashfs(out string, level int, sources ...string) []string {
+	return append(sources, out, "-noappend", "-no-hardlinks", "-keep-as-directory", "-all-root",
+		"-b", "1048576", "-comp", "zstd", "-Xcompression-level", fmt.Sprint(level),
+		"-processors", fmt.Sprint(runtime.NumCPU()), "-root-mode", "0755", "-quiet", "-no-progress")
+}
+
 func hostPaths(root string, paths []string) []string {
 	var out []string
 	for _, p := range paths {
@@ -595,8 +595,9 @@ func nilIf(cond bool, err error) error {
 	return nil
 }
 
-// contentStats are the figures of imagegen's summary line, in MiB.
-type contentStats struct{ content, duplicate, sparse, compressed, trialKept float64 }
+// contentStats are the figures of imagegen's summary line, in bytes (to
+// its 0.1 MiB).
+type contentStats struct{ content, duplicate, sparse, compressed, trialKept int64 }
 
 var contentLine = regexp.MustCompile(`([0-9.]+) MiB of content: ([0-9.]+) MiB duplicate, ([0-9.]+) MiB sparse, ([0-9.]+) MiB compressed(?: \(([0-9.]+) MiB of it kept level 1's result\))?`)
 
@@ -605,25 +606,25 @@ func parseContent(out []byte) contentStats {
 	if m == nil {
 		log.Fatalf("bench: no content summary in imagegen's output:\n%s", out)
 	}
-	f := make([]float64, 5)
+	f := make([]int64, 5)
 	for i := range f {
 		if m[i+1] != "" {
 			v, err := strconv.ParseFloat(m[i+1], 64)
 			must(err)
-			f[i] = v
+			f[i] = int64(v * (1 << 20))
 		}
 	}
 	return contentStats{f[0], f[1], f[2], f[3], f[4]}
 }
 
 // level19 is what we compress at the level asked.
-func (c contentStats) level19() float64 { return c.compressed - c.trialKept }
+func (c contentStats) level19() int64 { return c.compressed - c.trialKept }
 
 // workRatio compares it with what mksquashfs compresses: all non-sparse
 // content, duplicates included.
-func (c contentStats) workRatio() float64 { return c.level19() / (c.content - c.sparse) }
-
-func mibF(v float64) string { return fmt.Sprintf("%.1f MiB", v) }
+func (c contentStats) workRatio() float64 {
+	return float64(c.level19()) / float64(c.content-c.sparse)
+}
 
 // mksquashfsDuplicates times mksquashfs (NixOS's flags) on 32 MiB of the
 // bench input alone and beside a copy of itself: whether a duplicate costs
@@ -659,9 +660,7 @@ func mksquashfsDuplicates(work, store string) (one, two time.Duration) {
 		for _, d := range []string{"one", "two"} {
 			out := filepath.Join(dir, d+".squashfs")
 			os.Remove(out)
-			t := timed("mksquashfs", filepath.Join(dir, d), out, "-noappend", "-no-hardlinks", "-all-root",
-				"-b", "1048576", "-comp", "zstd", "-Xcompression-level", "19",
-				"-processors", fmt.Sprint(runtime.NumCPU()), "-quiet", "-no-progress")
+			t := timed("mksquashfs", nixosMksquashfs(out, 19, filepath.Join(dir, d))...)
 			if d == "one" {
 				ones = append(ones, t)
 			} else {
