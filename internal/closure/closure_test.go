@@ -1,7 +1,6 @@
 package closure_test
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,21 +11,18 @@ import (
 	"testing"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
-	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/closure"
 	"github.com/nixlive/nixlive/internal/nar"
+	"github.com/nixlive/nixlive/internal/registration"
 	"github.com/nixlive/nixlive/internal/storepath"
 )
 
-// fakePath returns a store path with a made-up (but well-formed) hash, for
-// hand-made stores: nothing in the closure code checks how a path's hash
-// was derived, and neither does nix-store --load-db.
-func fakePath(name string) string {
-	sum := sha256.Sum256([]byte("fake:" + name))
-	return "/nix/store/" + nixbase32.EncodeToString(nixhash.CompressHash(sum[:], 20)) + "-" + name
-}
+// fakePath names store paths of hand-made stores: nothing in the closure
+// code checks how a path's hash was derived, and neither does nix-store
+// --load-db.
+var fakePath = registration.FakePath
 
 func hashPart(p string) string { return filepath.Base(p)[:32] }
 
