@@ -95,6 +95,17 @@ func (s source) fresh(t *testing.T) string {
 	return dir
 }
 
+// loadBoth returns two fresh copies of the source's store, one loaded by
+// nix-store --load-db and one by LoadDB, with LoadDB's result.
+func (s source) loadBoth(t *testing.T) (theirs, ours string, res postboot.LoadResult) {
+	t.Helper()
+	theirs, ours = s.fresh(t), s.fresh(t)
+	nixtest.RunInput(t, theirs, s.reg, "--load-db")
+	res, err := (&postboot.Store{Root: ours}).LoadDB(bytes.NewReader(s.reg))
+	require.NoError(t, err)
+	return theirs, ours, res
+}
+
 func nixEnv(t *testing.T, store string, args ...string) string {
 	t.Helper()
 	out, _, err := nixtest.Exec(t, store, nil, "nix-env", args...)
@@ -107,10 +118,7 @@ func nixEnv(t *testing.T, store string, args ...string) string {
 // Nix reads back from both databases, and the databases themselves.
 func TestLoadDBAgainstNix(t *testing.T) {
 	s := makeSource(t)
-	theirs, ours := s.fresh(t), s.fresh(t)
-	nixtest.RunInput(t, theirs, s.reg, "--load-db")
-	res, err := (&postboot.Store{Root: ours}).LoadDB(bytes.NewReader(s.reg))
-	require.NoError(t, err)
+	theirs, ours, res := s.loadBoth(t)
 	require.Equal(t, postboot.LoadResult{Paths: len(s.paths), New: len(s.paths), Created: true}, res)
 
 	compareStores(t, theirs, ours)
@@ -266,10 +274,7 @@ func TestLoadDBOverExistingAgainstNix(t *testing.T) {
 // rollback (by nix-env, in both) and the newest system again.
 func TestSetProfileAgainstNix(t *testing.T) {
 	s := makeSource(t)
-	theirs, ours := s.fresh(t), s.fresh(t)
-	nixtest.RunInput(t, theirs, s.reg, "--load-db")
-	_, err := (&postboot.Store{Root: ours}).LoadDB(bytes.NewReader(s.reg))
-	require.NoError(t, err)
+	theirs, ours, _ := s.loadBoth(t)
 
 	theirProfile := filepath.Join(theirs, postboot.DefaultProfile)
 	setCurrent := func(target string) {
