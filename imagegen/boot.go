@@ -37,7 +37,6 @@ const (
 	isoEFIImage = "boot/efi.img"
 	isoGrubCfg  = "EFI/BOOT/grub.cfg"
 	isoGrubEFI  = "EFI/BOOT/BOOTX64.EFI"
-	isoSquashfs = "nix-store.squashfs"
 	isoCatalog  = ".boot.cat" // NixOS's name (make-iso9660-image.sh)
 )
 

@@ -19,8 +19,9 @@ import (
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
-	"github.com/nixlive/nixlive/internal/closure"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/closure"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
 
 // ISOBuild is one run of "imagegen build".
@@ -164,15 +165,15 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 	// The store image goes last and straight into the ISO.
 	res := &ISOResult{Path: out}
 	if b.Squashfs != "" {
-		if err := addInput(w, input{target: isoSquashfs, host: b.Squashfs}, epoch); err != nil {
+		if err := addInput(w, input{target: live.StoreImage, host: b.Squashfs}, epoch); err != nil {
 			return nil, err
 		}
 	} else {
-		st, err := w.Stream(&iso9660.Header{Name: isoSquashfs, Mode: 0o444, ModTime: epoch})
+		st, err := w.Stream(&iso9660.Header{Name: live.StoreImage, Mode: 0o444, ModTime: epoch})
 		if err != nil {
 			return nil, err
 		}
-		meter := progress.New(b.Progress, "nix-store.squashfs", int64(clo.TotalNarSize()))
+		meter := progress.New(b.Progress, live.StoreImage, int64(clo.TotalNarSize()))
 		sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: img.Compression, ModTime: epoch, Progress: meter.Set})
 		if err != nil {
 			return nil, err
@@ -336,8 +337,8 @@ func opener(b []byte) func() (io.ReadCloser, error) {
 // placed first, so that a clash is blamed on the contents entry.
 func checkTargets(in []input) error {
 	const layout = "the bootloader or the live system layout"
-	files := map[string]string{isoSquashfs: layout, "system": layout, "init": layout, isoCatalog: layout} // path -> who put it there
-	dirs := map[string]string{"nix": "nix/store"}                                                         // path -> a path under it
+	files := map[string]string{live.StoreImage: layout, "system": layout, "init": layout, isoCatalog: layout} // path -> who put it there
+	dirs := map[string]string{"nix": "nix/store"}                                                             // path -> a path under it
 	var ordered []input
 	for _, contents := range []bool{false, true} {
 		for _, i := range in {

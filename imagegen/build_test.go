@@ -23,9 +23,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nixlive/nixlive/imagegen"
-	"github.com/nixlive/nixlive/internal/nixtest"
-	"github.com/nixlive/nixlive/internal/testinit"
-	"github.com/nixlive/nixlive/internal/vmtest"
+	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/boottest/testinit"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+	"github.com/nixlive/nixlive/live"
 )
 
 // testVolumeID is a NixOS-style label: lower case, which the ISO and the
@@ -1252,9 +1253,9 @@ func TestBuildStoreImage(t *testing.T) {
 		assert.Equal(t, 0, e.Uid, "%s: owner", e.Path)
 		assert.Equal(t, 0, e.Gid, "%s: group", e.Path)
 	}
-	assert.Contains(t, top, imagegen.RegistrationName)
+	assert.Contains(t, top, live.RegistrationName)
 	assert.NotContains(t, top, path.Base(unrelated))
-	reg := extract(t, sq, imagegen.RegistrationName)
+	reg := extract(t, sq, live.RegistrationName)
 	assert.Equal(t, closure, recordPaths(parseRegistration(t, reg)), "registration")
 	fresh := freshStoreWith(t, store, closure, reg)
 	verifyStore(t, fresh)

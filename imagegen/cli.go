@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"github.com/nixlive/nixlive/imagegen/squashfs"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
 
 const usage = `usage: imagegen COMMAND [flags] [args]
 
 commands:
-  store   write the squashfs image of a store closure (nix-store.squashfs)
+  store   write the squashfs image of a store closure (NixOS's nix-store.squashfs)
   build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
   inspect print an ISO's label, boot entries, partition tables and files
   initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
@@ -116,8 +117,8 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 	exact := fs.Bool("exact-level", false, "compress every block at the given level, also those that level 1 cannot shrink (zstd 10 and up)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen store -o OUT.squashfs [flags] STOREPATH...\n\n"+
-			"Writes the squashfs image of the closure of STOREPATHs, with nix-path-registration\n"+
-			"at its root and one entry per store path, as NixOS's nix-store.squashfs.\n\nflags:\n")
+			"Writes the squashfs image of the closure of STOREPATHs, with %s\n"+
+			"at its root and one entry per store path, as NixOS's %s.\n\nflags:\n", live.RegistrationName, live.StoreImage)
 		fs.PrintDefaults()
 	}
 	roots, err := parseInterleaved(fs, args)
@@ -167,7 +168,7 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required)")
 	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
 	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
-	sqfs := fs.String("squashfs", "", "use this prebuilt nix-store.squashfs `file` instead of building one from storeContents")
+	sqfs := fs.String("squashfs", "", "use this prebuilt "+live.StoreImage+" `file` instead of building one from storeContents")
 	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso [flags]\n\n"+
@@ -192,9 +193,9 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d store paths, nix-store.squashfs %d bytes\n", res.Path, res.StorePaths, res.Squashfs)
+	fmt.Fprintf(stdout, "%s: %d store paths, %s %d bytes\n", res.Path, res.StorePaths, live.StoreImage, res.Squashfs)
 	if res.Content.Content > 0 {
-		fmt.Fprintf(stdout, "nix-store.squashfs: %s\n", describeContent(res.Content))
+		fmt.Fprintf(stdout, "%s: %s\n", live.StoreImage, describeContent(res.Content))
 	}
 	return nil
 }

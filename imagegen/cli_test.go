@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
 // The imagegen binary, built once on first use (tests that need a real

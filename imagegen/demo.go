@@ -17,8 +17,9 @@ import (
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/copyfile"
-	"github.com/nixlive/nixlive/internal/nar"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/nar"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
 
 // DemoVolumeID labels the demo ISO, NixOS style.
@@ -226,7 +227,7 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := filepath.Join(d.Dir, "nix-path-registration")
+	reg := filepath.Join(d.Dir, live.RegistrationName)
 	img := &StoreImage{Roots: []string{system}, Store: st.root}
 	clo, regData, err := img.Closure()
 	if err != nil {

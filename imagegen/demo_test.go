@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/demo/demoinit"
 	"github.com/nixlive/nixlive/imagegen"
-	"github.com/nixlive/nixlive/internal/demoinit"
-	"github.com/nixlive/nixlive/internal/nixtest"
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/vmtest"
+	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 )
 
 // TestDemo builds the demo live system with imagegen demo and boots it for

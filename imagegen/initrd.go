@@ -16,7 +16,7 @@ import (
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/kmod"
-	"github.com/nixlive/nixlive/stage1"
+	"github.com/nixlive/nixlive/live"
 )
 
 // DefaultInitrdModules boot a CD, a USB stick or a virtio disk, and mount
@@ -190,7 +190,7 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 	for _, n := range indexNames {
 		recs = append(recs, cpio.StaticRecord(index[n], cpio.Info{Name: base + "/" + n, Mode: cpio.S_IFREG | 0o644}))
 	}
-	recs = append(recs, cpio.StaticFile(base+"/"+stage1.ModulesList, strings.Join(names, "\n")+"\n", 0o644))
+	recs = append(recs, cpio.StaticFile(base+"/"+live.ModulesList, strings.Join(names, "\n")+"\n", 0o644))
 	return recs, nil
 }
 

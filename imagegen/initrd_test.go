@@ -24,8 +24,8 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/nixlive/nixlive/imagegen"
-	"github.com/nixlive/nixlive/internal/vmtest"
-	"github.com/nixlive/nixlive/stage1"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+	"github.com/nixlive/nixlive/live"
 )
 
 // initrdMaxSize bounds the initrd without the rescue shell: stage 1 and the
@@ -301,9 +301,9 @@ func TestInitrd(t *testing.T) {
 		for _, r := range recs {
 			byName[r.Name] = r
 		}
-		sh, ok := byName[strings.TrimPrefix(stage1.RescueShell, "/")]
-		if assert.True(t, ok, "no %s", stage1.RescueShell) {
-			assert.Equal(t, uint64(cpio.S_IFLNK), sh.Mode&cpio.S_IFMT, "%s is a symlink", stage1.RescueShell)
+		sh, ok := byName[strings.TrimPrefix(live.RescueShell, "/")]
+		if assert.True(t, ok, "no %s", live.RescueShell) {
+			assert.Equal(t, uint64(cpio.S_IFLNK), sh.Mode&cpio.S_IFMT, "%s is a symlink", live.RescueShell)
 			assert.Equal(t, "gosh", string(initrdData(t, sh)))
 		}
 		for _, c := range imagegen.RescueCommands {
@@ -343,16 +343,16 @@ func checkInitrdRecords(t *testing.T, recs []cpio.Record, base string, host *ini
 		assert.Equal(t, uint64(cpio.S_IFREG|0o755), init.Mode, "/init mode")
 		assertStaticELF(t, "init", initrdData(t, init))
 	}
-	for _, d := range []string{"dev", "proc", "sys", "run", strings.TrimPrefix(stage1.NewRoot, "/")} {
+	for _, d := range []string{"dev", "proc", "sys", "run", strings.TrimPrefix(live.NewRoot, "/")} {
 		r, ok := byName[d]
 		if assert.True(t, ok, "no /%s", d) {
 			assert.Equal(t, uint64(cpio.S_IFDIR), r.Mode&cpio.S_IFMT, "/%s is a directory", d)
 		}
 	}
 
-	list, ok := byName[base+stage1.ModulesList]
-	require.True(t, ok, "no %s%s; the initrd lists %q", base, stage1.ModulesList, listing)
-	assert.Equal(t, strings.Join(names, "\n")+"\n", string(initrdData(t, list)), stage1.ModulesList)
+	list, ok := byName[base+live.ModulesList]
+	require.True(t, ok, "no %s%s; the initrd lists %q", base, live.ModulesList, listing)
+	assert.Equal(t, strings.Join(names, "\n")+"\n", string(initrdData(t, list)), live.ModulesList)
 
 	wantFiles := host.closure(t, names)
 	gotFiles := map[string]bool{}

@@ -13,14 +13,11 @@ import (
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
-	"github.com/nixlive/nixlive/internal/closure"
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/closure"
+	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
-
-// RegistrationName is the file at the root of the store image that stage 2
-// loads into the Nix database (NixOS's name for it).
-const RegistrationName = "nix-path-registration"
 
 // DefaultSourceDateEpoch is Nix's stdenv default: 1980-01-01.
 const DefaultSourceDateEpoch = 315532800
@@ -112,7 +109,7 @@ func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte)
 	if err := w.WriteHeader(&squashfs.Header{Name: ".", Mode: os.ModeDir | 0o755, ModTime: s.Epoch}); err != nil {
 		return err
 	}
-	if err := w.WriteHeader(&squashfs.Header{Name: RegistrationName, Mode: 0o644, Size: int64(len(reg)), ModTime: s.Epoch}); err != nil {
+	if err := w.WriteHeader(&squashfs.Header{Name: live.RegistrationName, Mode: 0o644, Size: int64(len(reg)), ModTime: s.Epoch}); err != nil {
 		return err
 	}
 	if _, err := w.Write(reg); err != nil {

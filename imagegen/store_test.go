@@ -18,11 +18,12 @@ import (
 
 	"github.com/nixlive/nixlive/imagegen"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
-	"github.com/nixlive/nixlive/internal/closure"
-	"github.com/nixlive/nixlive/internal/nixtest"
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/storepath"
-	"github.com/nixlive/nixlive/internal/testtree"
+	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
+	"github.com/nixlive/nixlive/internal/nix/closure"
+	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
 
 // testEpoch is the SOURCE_DATE_EPOCH the tests build with; it is not the
@@ -227,13 +228,13 @@ func extract(t *testing.T, image, name string) []byte {
 }
 
 // topLevel lists the entries at the root of image (unsquashfs listing).
-func topLevel(t *testing.T, image string) []testtree.Entry {
+func topLevel(t *testing.T, image string) []sqfscheck.Entry {
 	t.Helper()
-	entries, err := testtree.Listing(image)
+	entries, err := sqfscheck.Listing(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []testtree.Entry
+	var out []sqfscheck.Entry
 	for _, e := range entries {
 		if e.Path != "." && !strings.Contains(e.Path, "/") {
 			out = append(out, e)
@@ -248,7 +249,7 @@ func imagePaths(t *testing.T, image string) []string {
 	t.Helper()
 	var out []string
 	for _, e := range topLevel(t, image) {
-		if e.Path != imagegen.RegistrationName {
+		if e.Path != live.RegistrationName {
 			out = append(out, storepath.DefaultStoreDir+"/"+e.Path)
 		}
 	}
@@ -368,7 +369,7 @@ func mirror(t *testing.T, storeRoot string, paths []string, reg []byte, epoch in
 	t.Helper()
 	dir := filepath.Join(tempDir(t), "image")
 	mustMkdir(t, dir)
-	reg0 := filepath.Join(dir, imagegen.RegistrationName)
+	reg0 := filepath.Join(dir, live.RegistrationName)
 	mustWrite(t, reg0, reg, 0o644)
 	for _, p := range paths {
 		if err := copyKeep(filepath.Join(storeRoot, p), filepath.Join(dir, path.Base(p))); err != nil {
@@ -395,7 +396,7 @@ func mirror(t *testing.T, storeRoot string, paths []string, reg []byte, epoch in
 // closure, owned by root, with store modes and mtimes, dated
 // SOURCE_DATE_EPOCH at the root.
 func TestStoreRegistrationAgainstNix(t *testing.T) {
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	f := newNixFixture(t)
 	t.Setenv("SOURCE_DATE_EPOCH", strconv.Itoa(testEpoch))
 
@@ -408,7 +409,7 @@ func TestStoreRegistrationAgainstNix(t *testing.T) {
 	}
 
 	reg := readFile(t, regOut)
-	if inImage := extract(t, img, imagegen.RegistrationName); !bytes.Equal(inImage, reg) {
+	if inImage := extract(t, img, live.RegistrationName); !bytes.Equal(inImage, reg) {
 		t.Fatalf("nix-path-registration in the image differs from --registration-out:\nimage:\n%s\nfile:\n%s", inImage, reg)
 	}
 	if !bytes.HasSuffix(reg, []byte("\n")) || bytes.HasSuffix(reg, []byte("\n\n")) {
@@ -485,10 +486,10 @@ func TestStoreRegistrationAgainstNix(t *testing.T) {
 	t.Run("Listing", func(t *testing.T) {
 		// Whole tree: paths, types, modes, sizes, symlink targets, mtimes
 		// (to the minute), every entry 0/0.
-		if err := testtree.CompareListing(img, want, 0, 0); err != nil {
+		if err := sqfscheck.CompareListing(img, want, 0, 0); err != nil {
 			t.Error(err)
 		}
-		entries, err := testtree.Listing(img)
+		entries, err := sqfscheck.Listing(img)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -504,7 +505,7 @@ func TestStoreRegistrationAgainstNix(t *testing.T) {
 					t.Errorf("root: mode %v, want drwxr-xr-x", e.Mode)
 				}
 				fallthrough
-			case imagegen.RegistrationName:
+			case live.RegistrationName:
 				if !e.ModTime.Equal(epochMinute) {
 					t.Errorf("%s: mtime %s, want SOURCE_DATE_EPOCH %s", e.Path, e.ModTime, epochMinute)
 				}
@@ -514,7 +515,7 @@ func TestStoreRegistrationAgainstNix(t *testing.T) {
 				}
 			}
 		}
-		info, err := testtree.Superblock(img)
+		info, err := sqfscheck.Superblock(img)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,14 +527,14 @@ func TestStoreRegistrationAgainstNix(t *testing.T) {
 	t.Run("Extract", func(t *testing.T) {
 		// Contents, and mtimes to the second (1 for the store, the epoch
 		// for the root and the registration).
-		if err := testtree.ExtractAndDiff(img, want); err != nil {
+		if err := sqfscheck.ExtractAndDiff(img, want); err != nil {
 			t.Error(err)
 		}
 	})
 
 	t.Run("KernelMount", func(t *testing.T) {
-		testtree.RequireMount(t)
-		if err := testtree.MountAndDiff(img, want); err != nil {
+		sqfscheck.RequireMount(t)
+		if err := sqfscheck.MountAndDiff(img, want); err != nil {
 			t.Error(err)
 		}
 	})
@@ -551,7 +552,7 @@ func sorted(s []string) []string {
 // `--dump-db` with its base16 hashes for registration); and that the
 // folder's contents are what Nix thinks the closure is.
 func TestStoreClosureInfoSameBytes(t *testing.T) {
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	f := newNixFixture(t)
 	t.Setenv("SOURCE_DATE_EPOCH", strconv.Itoa(testEpoch))
 	out := t.TempDir()
@@ -693,7 +694,7 @@ func TestStoreReproducible(t *testing.T) {
 // compressor, level and block size, and that the extracted tree is the
 // store's, byte for byte.
 func TestStoreCompressors(t *testing.T) {
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	f := newNixFixture(t)
 	t.Setenv("SOURCE_DATE_EPOCH", strconv.Itoa(testEpoch))
 	out := t.TempDir()
@@ -726,7 +727,7 @@ func TestStoreCompressors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := filepath.Join(out, tc.name+".squashfs")
 			mustMain(t, f.storeArgs(img, tc.args...)...)
-			info, err := testtree.Superblock(img)
+			info, err := sqfscheck.Superblock(img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -752,7 +753,7 @@ func TestStoreCompressors(t *testing.T) {
 			if info.Raw.ModTime != testEpoch {
 				t.Errorf("superblock mtime %d, want %d", info.Raw.ModTime, testEpoch)
 			}
-			if err := testtree.ExtractAndDiff(img, want); err != nil {
+			if err := sqfscheck.ExtractAndDiff(img, want); err != nil {
 				t.Error(err)
 			}
 		})

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/internal/nixtest"
-	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/postboot"
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 
-	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 )
 
 var (

@@ -9,12 +9,14 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 // The store's directories inside the root, as a default Nix build (and
 // NixOS) has them.
 const (
-	storeDir    = "/nix/store"
+	storeDir    = live.Store
 	stateDir    = "/nix/var/nix"
 	dbDir       = stateDir + "/db"
 	profilesDir = stateDir + "/profiles"

@@ -20,7 +20,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
-	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 )
 
 // LoadResult says what LoadDB did.

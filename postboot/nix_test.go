@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/nixlive/nixlive/internal/nixtest"
-	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/postboot"
 )
 

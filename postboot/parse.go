@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"strconv"
 
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
 // parseRegistration is registration.Parse with a fast path: the common

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/nixlive/nixlive/internal/registration"
+	"github.com/nixlive/nixlive/internal/nix/registration"
 )
 
 func quickSeeds() [][]byte {

@@ -40,6 +40,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 // Store is a Nix store seen from the root directory that holds it.
@@ -92,7 +94,7 @@ func (s *Store) TouchNixOS() error {
 
 // Defaults of the live CD's post-boot commands.
 const (
-	DefaultRegistration = "/nix/store/nix-path-registration" // inside the root
+	DefaultRegistration = live.RegistrationPath // inside the root
 	DefaultProfile      = "/nix/var/nix/profiles/system"
 	DefaultSystem       = "/run/current-system"
 )

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nixlive/nixlive/internal/storepath"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
 // maxLinks bounds the symlinks followed while resolving one path, as the

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/boottest/livetest"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
-	"github.com/nixlive/nixlive/internal/livetest"
-	"github.com/nixlive/nixlive/internal/vmtest"
 )
 
 // bootTimeout bounds each wait on a machine: TCG on a loaded two-core

@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/internal/blkid"
+	"github.com/nixlive/nixlive/live"
 )
 
 // Device is a block device as stage 1 saw it while looking for the medium.
 type Device struct {
 	Name string
 	Size int64
-	FS   FS
+	FS   blkid.FS
 	Err  string
 }
 
@@ -52,7 +55,7 @@ func probeDevice(name string) Device {
 		return d
 	}
 	defer f.Close()
-	fs, err := Probe(f)
+	fs, err := blkid.Probe(f)
 	if err != nil {
 		d.Err = err.Error()
 	}
@@ -92,7 +95,7 @@ func (b *Boot) wanted() string {
 // findMedium scans the block devices until one matches, polling (and
 // loading modules for new hardware) until live.timeout.
 func (b *Boot) findMedium() (string, error) {
-	if b.Cmd.Root == (Root{}) && b.Cmd.FindISO == "" {
+	if b.Cmd.Root == (live.Root{}) && b.Cmd.FindISO == "" {
 		return "", fmt.Errorf("stage1: the kernel command line has no root= and no findiso=")
 	}
 	deadline := time.Now().Add(b.Cmd.Timeout)
@@ -138,7 +141,7 @@ func (e *notFoundError) Error() string {
 // lookForISO mounts d read-only and looks for the findiso file on it; the
 // mount stays for the loop device that will carry the ISO.
 func (b *Boot) lookForISO(d Device) (string, bool) {
-	dir := path.Join(FindISOBase, d.Name)
+	dir := path.Join(live.FindISOBase, d.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false
 	}

@@ -8,11 +8,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-)
 
-// RescueShell is the shell imagegen initrd --rescue-shell puts in the
-// initrd.
-const RescueShell = "/bin/sh"
+	"github.com/nixlive/nixlive/live"
+)
 
 // fail explains why the boot cannot go on, then does what the command line
 // asks: a shell (boot.shell_on_fail), a kernel panic (boot.panic_on_fail),
@@ -50,13 +48,13 @@ func (b *Boot) fail(err error) {
 
 // shell runs the rescue shell on the console and waits for it.
 func (b *Boot) shell(why string) {
-	if _, err := os.Stat(RescueShell); err != nil {
+	if _, err := os.Stat(live.RescueShell); err != nil {
 		fmt.Fprintf(b.Console, "stage1: %s: no rescue shell in this initrd (build it with imagegen initrd --rescue-shell)\n", why)
 		return
 	}
-	fmt.Fprintf(b.Console, "stage1: %s: starting %s; exit it to go on\n", why, RescueShell)
+	fmt.Fprintf(b.Console, "stage1: %s: starting %s; exit it to go on\n", why, live.RescueShell)
 	b.flush()
-	cmd := exec.Command(RescueShell)
+	cmd := exec.Command(live.RescueShell)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = []string{"PATH=/bin", "HOME=/", "PS1=nixlive-rescue# "}
 	if err := cmd.Run(); err != nil {

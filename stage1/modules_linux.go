@@ -13,12 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nixlive/nixlive/internal/kmod"
+	"github.com/nixlive/nixlive/live"
 )
-
-// ModulesList names, in the initrd's module directory, the modules stage 1
-// loads before it looks for the medium (one name a line); imagegen initrd
-// writes it.
-const ModulesList = "nixlive.modules"
 
 func (b *Boot) moduleDir() string { return path.Join("/lib/modules", b.Release) }
 
@@ -35,7 +31,7 @@ func (b *Boot) loadModules() error {
 		return fmt.Errorf("stage1: modules: %w", err)
 	}
 	b.kmod = db
-	names, err := readLines(path.Join(dir, ModulesList))
+	names, err := readLines(path.Join(dir, live.ModulesList))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stage1: modules: %w", err)
 	}
@@ -44,7 +40,7 @@ func (b *Boot) loadModules() error {
 		return fmt.Errorf("stage1: modules: %w", err)
 	}
 	n := b.insmod(files)
-	b.mark("modules", fmt.Sprintf("%d loaded from %s", n, ModulesList))
+	b.mark("modules", fmt.Sprintf("%d loaded from %s", n, live.ModulesList))
 	if c := b.coldplug(); c > 0 {
 		b.mark("coldplug", fmt.Sprintf("%d loaded for the hardware present", c))
 	}

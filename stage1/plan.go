@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 // Mount is one mount of the plan, as data: stage 1 carries it out, tests
@@ -18,41 +20,29 @@ type Mount struct {
 	ReadOnly, Loop bool
 }
 
-// Directories and files of the live layout.
-const (
-	NewRoot     = "/mnt-root"
-	ISODir      = "/iso"
-	ROStore     = "/nix/.ro-store"
-	RWStore     = "/nix/.rw-store"
-	Store       = "/nix/store"
-	RAMStore    = "/nix/.squashfs-ram" // copytoram: the tmpfs holding the store image
-	StoreImage  = "nix-store.squashfs"
-	FindISOBase = "/run/nixlive/findiso"
-)
-
-// MountPlan is what stage 1 mounts, in order, below NewRoot.
+// MountPlan is what stage 1 mounts, in order, below live.NewRoot.
 type MountPlan []Mount
 
 // Plan returns the mounts for a medium at device (a block device, or for
 // findiso a loop over the ISO file) with the store image at image (a path
-// on the medium, or for copytoram in RAMStore). multiThreaded selects the
+// on the medium, or for copytoram in live.RAMStore). multiThreaded selects the
 // squashfs threads=multi option of kernels from 6.2 on.
 func Plan(device string, copyToRAM, multiThreaded bool) MountPlan {
 	sqOpts := ""
 	if multiThreaded {
 		sqOpts = "threads=multi"
 	}
-	image := path.Join(ISODir, StoreImage)
+	image := path.Join(live.ISODir, live.StoreImage)
 	if copyToRAM {
-		image = path.Join(RAMStore, StoreImage)
+		image = path.Join(live.RAMStore, live.StoreImage)
 	}
 	return MountPlan{
 		{Source: "tmpfs", Target: "/", FSType: "tmpfs", Data: "mode=0755"},
-		{Source: device, Target: ISODir, FSType: "iso9660", ReadOnly: true},
-		{Source: image, Target: ROStore, FSType: "squashfs", Data: sqOpts, ReadOnly: true, Loop: true},
-		{Source: "tmpfs", Target: RWStore, FSType: "tmpfs", Data: "mode=0755"},
-		{Source: "overlay", Target: Store, FSType: "overlay",
-			Data: fmt.Sprintf("lowerdir=%s,upperdir=%s/store,workdir=%s/work", ROStore, RWStore, RWStore)},
+		{Source: device, Target: live.ISODir, FSType: "iso9660", ReadOnly: true},
+		{Source: image, Target: live.ROStore, FSType: "squashfs", Data: sqOpts, ReadOnly: true, Loop: true},
+		{Source: "tmpfs", Target: live.RWStore, FSType: "tmpfs", Data: "mode=0755"},
+		{Source: "overlay", Target: live.Store, FSType: "overlay",
+			Data: fmt.Sprintf("lowerdir=%s,upperdir=%s/store,workdir=%s/work", live.ROStore, live.RWStore, live.RWStore)},
 	}
 }
 

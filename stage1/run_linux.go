@@ -16,12 +16,13 @@ import (
 
 	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/kmod"
+	"github.com/nixlive/nixlive/live"
 )
 
 // Boot is one run of stage 1.
 type Boot struct {
-	Cmd      *Cmdline
-	Timeline *Timeline
+	Cmd      *live.Cmdline
+	Timeline *live.Timeline
 	Log      *slog.Logger
 	Console  io.Writer
 	Release  string // kernel release (uname -r)
@@ -33,21 +34,11 @@ type Boot struct {
 	loaded map[string]bool // module files already tried
 }
 
-// Uptime is CLOCK_MONOTONIC: time since boot, the kernel log's clock, which
-// every stage's timeline uses.
-func Uptime() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
-}
-
 // Main is stage 1's main: it never returns.
 func Main() {
 	console := newAsyncWriter(os.Stderr)
-	tl := NewTimeline("stage1", Uptime)
-	log := slog.New(newConsoleHandler(console, Uptime))
+	tl := live.NewTimeline("stage1", live.Uptime)
+	log := slog.New(newConsoleHandler(console, live.Uptime))
 	b := &Boot{Timeline: tl, Log: log, Console: console, flush: console.Flush, loaded: map[string]bool{}}
 	b.mark("start", "")
 	err := b.run()
@@ -77,7 +68,7 @@ func (b *Boot) run() error {
 	if err != nil {
 		return fmt.Errorf("stage1: read /proc/cmdline: %w", err)
 	}
-	if b.Cmd, err = ParseCmdline(strings.TrimSpace(string(raw))); err != nil {
+	if b.Cmd, err = live.ParseCmdline(strings.TrimSpace(string(raw))); err != nil {
 		return fmt.Errorf("stage1: kernel command line: %w", err)
 	}
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {
@@ -103,25 +94,10 @@ func (b *Boot) run() error {
 	return b.switchRoot()
 }
 
-// SpecialMount is a kernel file system a stage mounts before its work.
-type SpecialMount struct {
-	Source, Target, FSType, Data string
-	Flags                        uintptr
-}
-
-// SpecialMounts are the file systems stage 1 mounts, and moves into the
-// new root for stage 2 (which adds /dev/pts and /dev/shm).
-var SpecialMounts = []SpecialMount{
-	{"proc", "/proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-	{"sysfs", "/sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-	{"devtmpfs", "/dev", "devtmpfs", "mode=0755", unix.MS_NOSUID},
-	{"tmpfs", "/run", "tmpfs", "mode=0755", unix.MS_NOSUID | unix.MS_NODEV},
-}
-
 // mountEarly mounts the special file systems stage 1 needs; the kernel
 // mounts none of them for an initramfs (not even devtmpfs).
 func mountEarly() error {
-	for _, m := range SpecialMounts {
+	for _, m := range live.SpecialMounts {
 		if err := os.MkdirAll(m.Target, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", m.Target, err)
 		}
@@ -133,11 +109,11 @@ func mountEarly() error {
 	return nil
 }
 
-// mountAll carries out the mount plan below NewRoot.
+// mountAll carries out the mount plan below live.NewRoot.
 func (b *Boot) mountAll() error {
 	plan := Plan(b.device, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2))
 	for _, m := range plan {
-		target := path.Join(NewRoot, m.Target)
+		target := path.Join(live.NewRoot, m.Target)
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", target, err)
 		}
@@ -147,19 +123,19 @@ func (b *Boot) mountAll() error {
 			}
 		}
 		src := m.Source
-		if m.Target == ROStore {
-			src = path.Join(NewRoot, src) // the image is on the medium, below the new root
+		if m.Target == live.ROStore {
+			src = path.Join(live.NewRoot, src) // the image is on the medium, below the new root
 		}
-		if m.Target == ISODir && b.Cmd.FindISO != "" {
+		if m.Target == live.ISODir && b.Cmd.FindISO != "" {
 			m.Loop = true // findiso: the medium is a file on another file system
 		}
 		if m.FSType == "overlay" { // its directories are inside the new root too
-			m.Data = strings.ReplaceAll(m.Data, "=/", "="+NewRoot+"/")
+			m.Data = strings.ReplaceAll(m.Data, "=/", "="+live.NewRoot+"/")
 		}
 		if err := b.mount(src, target, m); err != nil {
 			return err
 		}
-		if m.Target == RWStore {
+		if m.Target == live.RWStore {
 			for _, d := range []string{"store", "work"} {
 				if err := os.Mkdir(path.Join(target, d), 0o755); err != nil {
 					return fmt.Errorf("stage1: mkdir %s/%s: %w", target, d, err)
@@ -210,7 +186,7 @@ func (b *Boot) mount(src, target string, m Mount) error {
 // copyToRAM copies the store image into a tmpfs sized to it and releases
 // the medium, so it can be ejected.
 func (b *Boot) copyToRAM() error {
-	src := path.Join(NewRoot, ISODir, StoreImage)
+	src := path.Join(live.NewRoot, live.ISODir, live.StoreImage)
 	fi, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
@@ -224,7 +200,7 @@ func (b *Boot) copyToRAM() error {
 		return fmt.Errorf("stage1: copytoram: the store image is %d MiB but only %d MiB of memory is available; boot without copytoram or add memory",
 			fi.Size()>>20, avail>>20)
 	}
-	dir := path.Join(NewRoot, RAMStore)
+	dir := path.Join(live.NewRoot, live.RAMStore)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -232,11 +208,11 @@ func (b *Boot) copyToRAM() error {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
 		return fmt.Errorf("stage1: copytoram: mount tmpfs on %s: %w", dir, err)
 	}
-	if err := copyfile.Copy(src, path.Join(dir, StoreImage), 0o666); err != nil {
+	if err := copyfile.Copy(src, path.Join(dir, live.StoreImage), 0o666); err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
 	}
 	b.mark("copytoram", fmt.Sprintf("%d MiB", fi.Size()>>20))
-	iso := path.Join(NewRoot, ISODir)
+	iso := path.Join(live.NewRoot, live.ISODir)
 	if err := unix.Unmount(iso, 0); err != nil {
 		return fmt.Errorf("stage1: copytoram: release the medium: unmount %s: %w", iso, err)
 	}
@@ -275,11 +251,11 @@ func kernelAtLeast(release string, major, minor int) bool {
 // stage 2 there.
 func (b *Boot) switchRoot() error {
 	init := b.Cmd.Init
-	if _, err := resolveIn(NewRoot, init); err != nil {
+	if _, err := resolveIn(live.NewRoot, init); err != nil {
 		return fmt.Errorf("stage1: stage 2 init %s: %w", init, err)
 	}
-	for _, m := range SpecialMounts {
-		dst := path.Join(NewRoot, m.Target)
+	for _, m := range live.SpecialMounts {
+		dst := path.Join(live.NewRoot, m.Target)
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", dst, err)
 		}
@@ -288,17 +264,17 @@ func (b *Boot) switchRoot() error {
 	if err := b.writeTimeline(); err != nil {
 		b.Log.Warn("timeline not written", "err", err)
 	}
-	for _, m := range SpecialMounts {
-		if err := unix.Mount(m.Target, path.Join(NewRoot, m.Target), "", unix.MS_MOVE, ""); err != nil {
+	for _, m := range live.SpecialMounts {
+		if err := unix.Mount(m.Target, path.Join(live.NewRoot, m.Target), "", unix.MS_MOVE, ""); err != nil {
 			return fmt.Errorf("stage1: move %s into the new root: %w", m.Target, err)
 		}
 	}
-	freeInitramfs(NewRoot)
-	if err := os.Chdir(NewRoot); err != nil {
-		return fmt.Errorf("stage1: chdir %s: %w", NewRoot, err)
+	freeInitramfs(live.NewRoot)
+	if err := os.Chdir(live.NewRoot); err != nil {
+		return fmt.Errorf("stage1: chdir %s: %w", live.NewRoot, err)
 	}
 	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
-		return fmt.Errorf("stage1: move %s to /: %w", NewRoot, err)
+		return fmt.Errorf("stage1: move %s to /: %w", live.NewRoot, err)
 	}
 	if err := unix.Chroot("."); err != nil {
 		return fmt.Errorf("stage1: chroot: %w", err)
@@ -317,14 +293,14 @@ func (b *Boot) switchRoot() error {
 }
 
 func (b *Boot) writeTimeline() error {
-	if err := os.MkdirAll(path.Dir(TimelinePath), 0o755); err != nil {
+	if err := os.MkdirAll(path.Dir(live.Stage1TimelinePath), 0o755); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
 	if err := b.Timeline.WriteJSON(&buf); err != nil {
 		return err
 	}
-	return os.WriteFile(TimelinePath, buf.Bytes(), 0o644)
+	return os.WriteFile(live.Stage1TimelinePath, buf.Bytes(), 0o644)
 }
 
 // resolveIn follows p's symlinks as if root were "/", and checks that the

@@ -13,11 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nixlive/nixlive/stage1"
+	"github.com/nixlive/nixlive/live"
 )
-
-// TimelinePath holds both stages' steps once stage 2 has run.
-const TimelinePath = "/run/nixlive/timeline.json"
 
 // PostBoot runs the live CD's post-boot commands; cmd/stage2 sets it to the
 // postboot package's entry point.
@@ -28,16 +25,16 @@ const NixbldGID = 30000
 
 type run struct {
 	log    *slog.Logger
-	tl     *stage1.Timeline
-	stage1 *stage1.Timeline
+	tl     *live.Timeline
+	stage1 *live.Timeline
 }
 
 // Main is stage 2's main; it execs the system's init or the rescue shell.
 func Main() {
-	r := &run{tl: stage1.NewTimeline("stage2", stage1.Uptime)}
+	r := &run{tl: live.NewTimeline("stage2", live.Uptime)}
 	r.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
-			return slog.String("uptime", fmt.Sprintf("%.6f", stage1.Uptime().Seconds()))
+			return slog.String("uptime", fmt.Sprintf("%.6f", live.Uptime().Seconds()))
 		}
 		return a
 	}})).With("stage", "stage2")
@@ -53,8 +50,8 @@ func Main() {
 	}
 	sys := SystemConfig(os.Getenv("systemConfig"), cmdline, self)
 	r.mark("system", sys)
-	if f, err := os.Open(stage1.TimelinePath); err == nil {
-		r.stage1, _ = stage1.ReadTimeline(f)
+	if f, err := os.Open(live.Stage1TimelinePath); err == nil {
+		r.stage1, _ = live.ReadTimeline(f)
 		f.Close()
 	}
 	for _, step := range []struct {
@@ -102,9 +99,9 @@ func (r *run) mark(name, detail string) {
 // in, a boot without stage 1 (a container, a test) may have none.
 func (r *run) early() error {
 	var errs []error
-	for _, m := range append(slices.Clone(stage1.SpecialMounts),
-		stage1.SpecialMount{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Data: "mode=0620,gid=3,ptmxmode=0666", Flags: unix.MS_NOSUID | unix.MS_NOEXEC},
-		stage1.SpecialMount{Source: "tmpfs", Target: "/dev/shm", FSType: "tmpfs", Data: "mode=1777", Flags: unix.MS_NOSUID | unix.MS_NODEV},
+	for _, m := range append(slices.Clone(live.SpecialMounts),
+		live.SpecialMount{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Data: "mode=0620,gid=3,ptmxmode=0666", Flags: unix.MS_NOSUID | unix.MS_NOEXEC},
+		live.SpecialMount{Source: "tmpfs", Target: "/dev/shm", FSType: "tmpfs", Data: "mode=1777", Flags: unix.MS_NOSUID | unix.MS_NODEV},
 	) {
 		if mounted(m.Target) {
 			continue
@@ -131,7 +128,7 @@ func mounted(p string) bool {
 // read-only, nosuid, nodev through a bind mount, as NixOS does; writes go
 // through the Nix daemon (or postboot) with the mount's lower layers.
 func (r *run) store() error {
-	const s = "/nix/store"
+	const s = live.Store
 	if err := os.Chown(s, 0, NixbldGID); err != nil {
 		return fmt.Errorf("chown %s: %w", s, err)
 	}
@@ -217,7 +214,7 @@ func (r *run) postBootCommands(sys string) error {
 }
 
 func (r *run) writeTimeline() {
-	all := stage1.NewTimeline("boot", stage1.Uptime)
+	all := live.NewTimeline("boot", live.Uptime)
 	if r.stage1 != nil {
 		all.Kernel = r.stage1.Kernel
 		for _, s := range r.stage1.Steps {
@@ -233,10 +230,10 @@ func (r *run) writeTimeline() {
 	if err := all.WriteJSON(&buf); err != nil {
 		return
 	}
-	os.MkdirAll(path.Dir(TimelinePath), 0o755)
-	tmp := TimelinePath + ".tmp"
+	os.MkdirAll(path.Dir(live.TimelinePath), 0o755)
+	tmp := live.TimelinePath + ".tmp"
 	if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil {
-		os.Rename(tmp, TimelinePath)
+		os.Rename(tmp, live.TimelinePath)
 	}
 }
 

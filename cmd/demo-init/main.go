@@ -3,6 +3,6 @@
 // See internal/demoinit.
 package main
 
-import "github.com/nixlive/nixlive/internal/demoinit"
+import "github.com/nixlive/nixlive/demo/demoinit"
 
 func main() { demoinit.Main() }

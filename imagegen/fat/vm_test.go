@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/internal/testinit"
-	"github.com/nixlive/nixlive/internal/vmtest"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/boottest/testinit"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 )
 
 // These tests boot QEMU (TCG): the image's real readers are UEFI firmware,

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/internal/testtree"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
 )
 
 // Boot files as Debian ships them (syslinux, isolinux packages).
@@ -108,7 +109,7 @@ func ckEfiImage(t testing.TB, dir string) string {
 // ckAddTree adds the tree under src to w, in ListDir (path) order, with the
 // source's modes, times and contents.
 func ckAddTree(w *Writer, src string) error {
-	entries, err := testtree.ListDir(src)
+	entries, err := sqfscheck.ListDir(src)
 	if err != nil {
 		return err
 	}

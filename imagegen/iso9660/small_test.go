@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/internal/testtree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
 )
 
 // ckOpenImage reads an image with our test reader: its volume descriptors
@@ -286,16 +287,16 @@ func TestReproducible(t *testing.T) {
 	ckNeedFiles(t, ckIsolinuxBin, ckIsohdpfxBin)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	t.Cleanup(func() { testtree.RemoveAll(src) })
-	_, err := testtree.Build(src, testtree.Options{BlockSize: 1024, BigDir: 300, Depth: 10})
+	t.Cleanup(func() { sqfscheck.RemoveAll(src) })
+	_, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: 1024, BigDir: 300, Depth: 10})
 	require.NoError(t, err)
 	require.NoError(t, ckCopyTestFile(filepath.Join(src, "isolinux/isolinux.bin"), ckIsolinuxBin, 0o444))
 	require.NoError(t, os.MkdirAll(filepath.Join(src, "boot"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "boot/efi.img"), bytes.Repeat([]byte("EFI IMAGE "), 1000), 0o444))
-	entries, err := testtree.ListDir(src)
+	entries, err := sqfscheck.ListDir(src)
 	require.NoError(t, err)
 
-	write := func(name string, opts Options, order []testtree.Entry) []byte {
+	write := func(name string, opts Options, order []sqfscheck.Entry) []byte {
 		iso := filepath.Join(dir, name)
 		ckWriteImage(t, iso, opts, func(w *Writer) error {
 			for _, e := range order {
@@ -338,7 +339,7 @@ func TestReproducible(t *testing.T) {
 		require.False(t, bytes.Equal(a[16*2048:17*2048], c[16*2048:17*2048]))
 	})
 	t.Run("other order, same tree, other bytes", func(t *testing.T) {
-		rev := make([]testtree.Entry, len(entries))
+		rev := make([]sqfscheck.Entry, len(entries))
 		for i, e := range entries {
 			rev[len(entries)-1-i] = e
 		}

@@ -17,9 +17,10 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"github.com/nixlive/nixlive/internal/testtree"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
 )
 
 // ckTreeImage is a NixOS-like bootable image of the varied test tree.
@@ -27,8 +28,8 @@ type ckTreeImage struct {
 	src       string
 	iso       string
 	volID     string
-	byPath    map[string]testtree.Entry // the source, root included (".")
-	isoinfoRR []ckIsoinfoEntry          // isoinfo -R -l
+	byPath    map[string]sqfscheck.Entry // the source, root included (".")
+	isoinfoRR []ckIsoinfoEntry           // isoinfo -R -l
 }
 
 // Longest symlink targets libisofs (xorriso) accepts are 1023 bytes: it
@@ -48,8 +49,8 @@ func ckBuildTreeImage(t *testing.T, dir string) *ckTreeImage {
 	t.Helper()
 	ckNeedFiles(t, ckIsolinuxBin, ckIsohdpfxBin, ckLdlinuxC32)
 	src := filepath.Join(dir, "src")
-	t.Cleanup(func() { testtree.RemoveAll(src) })
-	_, err := testtree.Build(src, testtree.Options{BlockSize: 4096, BigDir: 3000})
+	t.Cleanup(func() { sqfscheck.RemoveAll(src) })
+	_, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: 4096, BigDir: 3000})
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(filepath.Join(src, "links/target-4095")))
 	for p, target := range ckTreeLinks {
@@ -72,8 +73,8 @@ func ckBuildTreeImage(t *testing.T, dir string) *ckTreeImage {
 		require.NoError(t, os.Chmod(p, mode))
 	}
 
-	ti := &ckTreeImage{src: src, iso: filepath.Join(dir, "tree.iso"), volID: "nixos-minimal-25.05-x86_64", byPath: map[string]testtree.Entry{}}
-	entries, err := testtree.ListDir(src)
+	ti := &ckTreeImage{src: src, iso: filepath.Join(dir, "tree.iso"), volID: "nixos-minimal-25.05-x86_64", byPath: map[string]sqfscheck.Entry{}}
+	entries, err := sqfscheck.ListDir(src)
 	require.NoError(t, err)
 	for _, e := range entries {
 		ti.byPath[e.Path] = e
@@ -333,9 +334,9 @@ func ckCheckBootInfoTable(t *testing.T, got, orig []byte, lba uint32) {
 // sizes, contents, symlink targets and modification times.
 func ckTestExtract(t *testing.T, ti *ckTreeImage) {
 	dst := filepath.Join(t.TempDir(), "x")
-	t.Cleanup(func() { testtree.RemoveAll(dst) })
+	t.Cleanup(func() { sqfscheck.RemoveAll(dst) })
 	ckRunTool(t, "osirrox", "-indev", ti.iso, "-extract", "/", dst)
-	got, err := testtree.ListDir(dst)
+	got, err := sqfscheck.ListDir(dst)
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	var diffs []string

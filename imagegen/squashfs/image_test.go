@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/imagegen/squashfs"
-	"github.com/nixlive/nixlive/internal/testtree"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/imagegen/squashfs"
+	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
 )
 
 // writeImage writes the tree at src as an image, every entry owned by root.
@@ -35,7 +36,7 @@ func writeImage(t testing.TB, src string, opts squashfs.Options) string {
 // TestIndependentReaders writes the varied test tree with every compressor
 // and several block sizes, and has unsquashfs and the kernel read it back.
 func TestIndependentReaders(t *testing.T) {
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	cases := []struct {
 		comp       squashfs.Compression
 		blockSize  int
@@ -63,13 +64,13 @@ func TestIndependentReaders(t *testing.T) {
 			src, ok := trees[c.blockSize]
 			if !ok {
 				src = filepath.Join(treeDir, fmt.Sprint(c.blockSize))
-				_, err := testtree.Build(src, testtree.Options{BlockSize: c.blockSize})
+				_, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: c.blockSize})
 				require.NoError(t, err)
 				trees[c.blockSize] = src
 			}
 			img := writeImage(t, src, squashfs.Options{Compression: c.comp, BlockSize: c.blockSize, AlwaysUseFragments: c.alwaysFrag})
 
-			info, err := testtree.Superblock(img)
+			info, err := sqfscheck.Superblock(img)
 			require.NoError(t, err)
 			require.Equal(t, c.wantName, info.Compression)
 			require.Equal(t, c.blockSize, info.BlockSize)
@@ -82,22 +83,22 @@ func TestIndependentReaders(t *testing.T) {
 				require.Equal(t, c.wantLevel, level)
 			}
 
-			require.NoError(t, testtree.CompareListing(img, src, 0, 0))
-			require.NoError(t, testtree.ExtractAndDiff(img, src))
+			require.NoError(t, sqfscheck.CompareListing(img, src, 0, 0))
+			require.NoError(t, sqfscheck.ExtractAndDiff(img, src))
 			t.Run("kernel", func(t *testing.T) {
-				testtree.RequireMount(t)
-				require.NoError(t, testtree.MountAndDiff(img, src))
+				sqfscheck.RequireMount(t)
+				require.NoError(t, sqfscheck.MountAndDiff(img, src))
 			})
 		})
 	}
-	t.Cleanup(func() { testtree.RemoveAll(treeDir) })
+	t.Cleanup(func() { sqfscheck.RemoveAll(treeDir) })
 }
 
 // TestReproducible: the bytes depend on the input only, not on the number of
 // workers or on running twice.
 func TestReproducible(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := testtree.Build(src, testtree.Options{BlockSize: 64 << 10, BigDir: 500})
+	_, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: 64 << 10, BigDir: 500})
 	require.NoError(t, err)
 	var first []byte
 	for _, workers := range []int{1, 2, 7, 1} {
@@ -123,28 +124,28 @@ func TestSparse4G(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads a 4 GiB sparse file: not in -short")
 	}
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	src := filepath.Join(t.TempDir(), "src")
-	_, err := testtree.Build(src, testtree.Options{BlockSize: 1 << 20, BigDir: 10, Depth: 2, Sparse4G: true})
+	_, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: 1 << 20, BigDir: 10, Depth: 2, Sparse4G: true})
 	require.NoError(t, err)
 	img := writeImage(t, src, squashfs.Options{Compression: squashfs.Compression{Algorithm: squashfs.Zstd, Level: 3}})
 	fi, err := os.Stat(img)
 	require.NoError(t, err)
 	require.Less(t, fi.Size(), int64(64<<20), "the holes were stored")
-	require.NoError(t, testtree.CompareListing(img, src, 0, 0))
-	entries, err := testtree.Listing(img)
+	require.NoError(t, sqfscheck.CompareListing(img, src, 0, 0))
+	entries, err := sqfscheck.Listing(img)
 	require.NoError(t, err)
 	found := false
 	for _, e := range entries {
-		if e.Path == testtree.Sparse4GPath {
+		if e.Path == sqfscheck.Sparse4GPath {
 			found = true
-			require.EqualValues(t, testtree.Sparse4GSize, e.Size)
+			require.EqualValues(t, sqfscheck.Sparse4GSize, e.Size)
 		}
 	}
-	require.True(t, found, "%s not listed", testtree.Sparse4GPath)
+	require.True(t, found, "%s not listed", sqfscheck.Sparse4GPath)
 	t.Run("kernel", func(t *testing.T) {
-		testtree.RequireMount(t)
-		require.NoError(t, testtree.MountAndDiff(img, src))
+		sqfscheck.RequireMount(t)
+		require.NoError(t, sqfscheck.MountAndDiff(img, src))
 	})
 }
 
@@ -177,7 +178,7 @@ func TestImageOver4G(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a 4 GiB image: not in -short")
 	}
-	testtree.HaveTools(t)
+	sqfscheck.HaveTools(t)
 	const bigSize = 4<<30 + 3*4096 + 17
 	img := filepath.Join(t.TempDir(), "big.sqfs")
 	f, err := os.Create(img)
@@ -199,10 +200,10 @@ func TestImageOver4G(t *testing.T) {
 	require.NoError(t, w.WriteHeader(&squashfs.Header{Name: "d-link", Mode: os.ModeSymlink | 0o777, Linkname: "c-small"}))
 	require.NoError(t, w.Close())
 
-	info, err := testtree.Superblock(img)
+	info, err := sqfscheck.Superblock(img)
 	require.NoError(t, err)
 	require.Greater(t, info.Raw.InodeTable, uint64(4<<30))
-	entries, err := testtree.Listing(img)
+	entries, err := sqfscheck.Listing(img)
 	require.NoError(t, err)
 	sizes := map[string]int64{}
 	for _, e := range entries {
@@ -224,7 +225,7 @@ func TestImageOver4G(t *testing.T) {
 	require.Equal(t, small, got)
 
 	t.Run("kernel", func(t *testing.T) {
-		testtree.RequireMount(t)
+		sqfscheck.RequireMount(t)
 		mnt := t.TempDir()
 		b, err := exec.Command("mount", "-t", "squashfs", "-o", "loop,ro", img, mnt).CombinedOutput()
 		require.NoError(t, err, "%s", b)

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/nixlive/nixlive/internal/vmtest"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 )
 
 // Tests against the module tree of Debian's cloud kernel, which

@@ -23,12 +23,14 @@ import (
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
-	"github.com/nixlive/nixlive/internal/closure"
+
+	"github.com/nixlive/nixlive/demo/demoinit"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
-	"github.com/nixlive/nixlive/internal/demoinit"
-	"github.com/nixlive/nixlive/internal/registration"
-	"github.com/nixlive/nixlive/internal/storepath"
-	"github.com/nixlive/nixlive/internal/vmtest"
+	"github.com/nixlive/nixlive/internal/nix/closure"
+	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
 )
 
 // Host trees that stand in for store paths: a toolchain with many small
@@ -85,7 +87,7 @@ func benchStore(work, imagegen, store, info string, paths []string) string {
 		ours := filepath.Join(work, fmt.Sprintf("ours-%d.squashfs", level))
 		ref := filepath.Join(work, fmt.Sprintf("mksquashfs-%d.squashfs", level))
 		// The registration is copied in under its name inside the image.
-		reg := filepath.Join(work, "nix-path-registration")
+		reg := filepath.Join(work, live.RegistrationName)
 		must(copyfile.Copy(filepath.Join(info, "registration"), reg, 0o644))
 		refArgs := nixosMksquashfs(ref, level, append([]string{reg}, hostPaths(store, paths)...)...)
 		ourArgs := []string{"store", "-o", ours, "--store-root", store, "--closure-info", info,
@@ -141,7 +143,7 @@ func benchBoot(work, imagegen string) string {
 	os.RemoveAll(dir)
 	sys := "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-system"
 	must(os.MkdirAll(filepath.Join(dir, "store", sys), 0o755))
-	run("go", "build", "-o", filepath.Join(dir, "store", sys, "init"), "./internal/testinit/cmd/checkstage2")
+	run("go", "build", "-o", filepath.Join(dir, "store", sys, "init"), "./internal/boottest/testinit/cmd/checkstage2")
 	initrd := filepath.Join(dir, "initrd")
 	mods := "/var/cache/nixlive/kernel/modules"
 	run(imagegen, "initrd", "-o", initrd, "--kernel-modules", mods)
@@ -233,8 +235,8 @@ func benchISO(work, imagegen, store, info string, paths []string) string {
 	// The reference gets our boot files (menus, efi.img, loaders) as its
 	// input tree, so both do the same work from there.
 	root := filepath.Join(dir, "root")
-	reg := filepath.Join(dir, "nix-path-registration")
-	sq := filepath.Join(root, "nix-store.squashfs")
+	reg := filepath.Join(dir, live.RegistrationName)
+	sq := filepath.Join(root, live.StoreImage)
 	ref := filepath.Join(dir, "ref.iso")
 	args := nixosMksquashfs(sq, 19, append([]string{reg}, hostPaths(store, paths)...)...)
 	xorriso := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",

@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/nixlive/nixlive/internal/demoinit"
-	"github.com/nixlive/nixlive/internal/vmtest"
+	"github.com/nixlive/nixlive/demo/demoinit"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 )
 
 func main() {

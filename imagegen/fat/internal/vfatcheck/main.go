@@ -1,7 +1,7 @@
 // Command vfatcheck is the /init of the initrd that imagegen/fat's tests
 // boot under QEMU to read FAT images with the Linux kernel's vfat driver.
 // It mounts /proc, /sys and devtmpfs, loads the modules the initrd holds
-// (internal/testinit's layout), mounts every virtio disk (/dev/vda, vdb...,
+// (internal/boottest/testinit's layout), mounts every virtio disk (/dev/vda, vdb...,
 // as many as vfatcheck.disks=N on the command line says) read-only with
 // -t vfat -o utf8,tz=UTC, and prints one line per entry:
 //

@@ -1,0 +1,229 @@
+package vmtest_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/internal/boottest/testinit"
+	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+)
+
+// bootTimeout bounds one boot: ~4 s on an idle machine under TCG, but the
+// tests may share two cores with other QEMUs and builds.
+const bootTimeout = 2 * time.Minute
+
+// Anchored: the harness removes OVMF's terminal escapes from the lines.
+var markerRE = regexp.MustCompile(`^` + regexp.QuoteMeta(testinit.Marker) + ` cmdline=(.*)$`)
+
+func TestBootKernelSeaBIOS(t *testing.T) {
+	t.Parallel()
+	bootTestinit(t, vmtest.SeaBIOS)
+}
+
+func TestBootKernelOVMF(t *testing.T) {
+	t.Parallel()
+	vmtest.HaveOVMF(t)
+	bootTestinit(t, vmtest.OVMF)
+}
+
+// bootTestinit boots the cloud kernel with the test initrd and checks that
+// init saw the command line and powered the machine off.
+func bootTestinit(t *testing.T, fw vmtest.Firmware) {
+	vmlinuz := vmtest.Kernel(t)
+	vmtest.HaveQEMU(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Name:     "testinit-" + fw.String(),
+		Kernel:   vmlinuz,
+		Initrd:   testinit.Initrd(t),
+		Append:   "console=ttyS0 quiet marker=abc",
+		Firmware: fw,
+	})
+	m := vm.MustExpect(markerRE, bootTimeout)
+	atMarker := vm.Elapsed()
+	assert.Contains(t, strings.Fields(m[1]), "marker=abc", "kernel command line seen by init")
+	vm.MustWait(bootTimeout)
+	t.Logf("%s: marker after %v, QEMU exited after %v", fw, atMarker.Round(time.Millisecond), vm.Elapsed().Round(time.Millisecond))
+	assert.Contains(t, vm.Console(), "reboot: Power down", "init powered the machine off")
+}
+
+// A missing init makes the kernel panic; the harness must say so early,
+// with the console lines that explain it.
+func TestBootFailureIsExplained(t *testing.T) {
+	t.Parallel()
+	vmlinuz := vmtest.Kernel(t)
+	vmtest.HaveQEMU(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Name:   "no-init",
+		Kernel: vmlinuz,
+		Initrd: testinit.Initrd(t),
+		// Not quiet, to get more than TailLines lines. The kernel says
+		// nothing about the missing rdinit: it falls back to mounting a
+		// root device, and there is none.
+		Append: "console=ttyS0 rdinit=/nonexistent",
+	})
+	_, err := vm.Expect(markerRE, bootTimeout)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, vmtest.ErrKernelPanic)
+	msg := err.Error()
+	assert.Contains(t, msg, "Kernel panic - not syncing")
+	assert.Contains(t, msg, "last console lines")
+	assert.Contains(t, msg, "\t| ", "console lines quoted")
+	assert.Contains(t, msg, "earlier lines)", "a long console is cut to its tail")
+	assert.Contains(t, msg, "VFS: Unable to mount root fs", "the console says why")
+	assert.Less(t, vm.Elapsed(), bootTimeout/2, "the panic is reported without waiting for the timeout")
+	t.Logf("panic reported after %v; error:\n%v", vm.Elapsed().Round(time.Millisecond), err)
+
+	err = vm.Wait(time.Second)
+	assert.ErrorIs(t, err, vmtest.ErrKernelPanic, "Wait reports the panic too")
+
+	log, err := os.ReadFile(vm.LogPath())
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "Kernel panic - not syncing", "console log file")
+}
+
+// A line that never comes gives a timeout error with the console lines.
+func TestTimeoutIsExplained(t *testing.T) {
+	t.Parallel()
+	vmlinuz := vmtest.Kernel(t)
+	vmtest.HaveQEMU(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Name:   "hang",
+		Kernel: vmlinuz,
+		Initrd: testinit.Initrd(t),
+		Append: "console=ttyS0 quiet testinit.hang",
+	})
+	vm.MustExpect(markerRE, bootTimeout)
+	vm.MustExpectString("testinit: hanging", bootTimeout)
+
+	_, err := vm.ExpectString("this line never comes", 2*time.Second)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, vmtest.ErrTimeout)
+	assert.Contains(t, err.Error(), "waiting for /this line never comes/")
+	assert.Contains(t, err.Error(), testinit.Marker, "the console lines are in the error")
+	t.Logf("error:\n%v", err)
+
+	err = vm.Wait(time.Second)
+	assert.ErrorIs(t, err, vmtest.ErrTimeout)
+	assert.False(t, vm.Exited())
+
+	vm.Kill()
+	_, err = vm.ExpectString("this line never comes", bootTimeout)
+	assert.ErrorIs(t, err, vmtest.ErrExited, "Expect after QEMU died")
+	assert.True(t, vm.Exited())
+}
+
+// The disks and the CD-ROM that Options attach show up in the guest with
+// the cloud kernel's drivers (all modules there).
+func TestDisksSeen(t *testing.T) {
+	t.Parallel()
+	k := vmtest.KernelAndModules(t)
+	vmtest.HaveQEMU(t)
+	dir := t.TempDir()
+	img := func(name string, size int) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, make([]byte, size), 0o644))
+		return p
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Name:   "disks",
+		Kernel: k.Vmlinuz,
+		Initrd: testinit.InitrdWith(t, testinit.Options{
+			ModulesDir: k.Modules,
+			Modules:    []string{"ata_piix", "sd_mod", "sr_mod", "virtio_pci", "virtio_blk"},
+		}),
+		Append: "console=ttyS0 quiet",
+		Disks: []vmtest.Disk{
+			{Path: img("ide.img", 1<<20)},
+			{Path: img("virtio.img", 2<<20), Virtio: true, Snapshot: true},
+		},
+		CDROM: img("cd.iso", 3<<20),
+	})
+	vm.MustExpect(markerRE, bootTimeout)
+	vm.MustWait(bootTimeout)
+	t.Logf("boot with disk modules: QEMU exited after %v", vm.Elapsed().Round(time.Millisecond))
+	var devs []string
+	for _, line := range strings.Split(vm.Console(), "\n") {
+		if rest, ok := strings.CutPrefix(line, testinit.BlockMarker+" "); ok {
+			devs = append(devs, rest)
+		}
+	}
+	assert.Equal(t, []string{"sda 1048576", "sr0 3145728", "vda 2097152"}, devs)
+	assert.NotContains(t, vm.Console(), "testinit: loading", "module load errors")
+}
+
+func TestQEMUArgs(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "a.img")
+	vmlinuz := filepath.Join(dir, "vmlinuz")
+	for _, f := range []string{img, vmlinuz} {
+		require.NoError(t, os.WriteFile(f, nil, 0o644))
+	}
+	args, err := vmtest.Options{
+		Kernel:    vmlinuz,
+		Append:    "console=ttyS0 panic=-1",
+		Disks:     []vmtest.Disk{{Path: img}, {Path: img, Virtio: true, Snapshot: true}, {Path: img, Snapshot: true}},
+		Firmware:  vmtest.OVMF,
+		MemoryMB:  512,
+		ExtraArgs: []string{"-S"},
+	}.Args()
+	require.NoError(t, err)
+	for _, want := range [][]string{
+		{"-accel", "tcg"},
+		{"-M", "pc"},
+		{"-m", "512"},
+		{"-no-reboot"},
+		{"-nic", "none"},
+		{"-serial", "stdio"},
+		{"-bios", vmtest.DefaultOVMF},
+		{"-kernel", vmlinuz},
+		{"-append", "console=ttyS0 panic=-1"},
+		{"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=0"},
+		{"-drive", "file=" + img + ",format=raw,if=virtio,snapshot=on"},
+		{"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=1,snapshot=on"},
+		{"-S"},
+	} {
+		assert.True(t, containsSeq(args, want), "%q in %q", want, args)
+	}
+	assert.False(t, slices.Contains(args, "-initrd"))
+
+	args, err = vmtest.Options{CDROM: img}.Args()
+	require.NoError(t, err)
+	assert.True(t, containsSeq(args, []string{"-cdrom", img}))
+	assert.True(t, containsSeq(args, []string{"-m", "1024"}), "default memory")
+	assert.False(t, slices.Contains(args, "-bios"), "SeaBIOS is QEMU's default")
+
+	for _, bad := range []vmtest.Options{
+		{Kernel: filepath.Join(dir, "missing")},
+		{Initrd: img},
+		{Disks: []vmtest.Disk{{Path: img}, {Path: img}, {Path: img}}},
+		{Firmware: vmtest.Firmware(7)},
+	} {
+		_, err := bad.Args()
+		assert.Error(t, err, "%+v", bad)
+	}
+}
+
+func containsSeq(s, seq []string) bool {
+	for i := 0; i+len(seq) <= len(s); i++ {
+		if slices.Equal(s[i:i+len(seq)], seq) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestKernelSkipsWithReason(t *testing.T) {
+	t.Setenv(vmtest.KernelDirEnv, t.TempDir())
+	_, err := vmtest.FindKernel()
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, os.ErrNotExist), "%v", err)
+}

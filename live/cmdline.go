@@ -1,0 +1,271 @@
+package live
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout is how long stage 1 waits for the live medium unless
+// live.timeout= says otherwise.
+const DefaultTimeout = 30 * time.Second
+
+// Cmdline is what stage 1 takes from the kernel command line
+// (/proc/cmdline).
+//
+// Tokens are split as the kernel splits them (lib/cmdline.c, next_arg):
+// at whitespace outside double quotes, where whitespace is the kernel's
+// isspace (space, \t, \n, \v, \f, \r and the byte 0xA0). A token is a key,
+// or key=value split at its first '='. The kernel removes only these
+// quotes, and so does ParseCmdline: one opening the token together with the
+// one closing it ("key=a b" → key, "a b"), and one opening the value
+// together with the one closing the token (key="a b" → key, "a b"). Other
+// quotes stay: a"b c"d is the one token a"b c"d. A token "--" ends the
+// parameters; what follows goes to init (InitArgs).
+type Cmdline struct {
+	Init         string            // init= (stage 2), default "/init"
+	SystemConfig string            // systemConfig=
+	Root         Root              // root=LABEL=x | root=UUID=x | root=/dev/...
+	CopyToRAM    bool              // copytoram
+	FindISO      string            // findiso=/path/to/file.iso (on another filesystem)
+	ShellOnFail  bool              // boot.shell_on_fail
+	PanicOnFail  bool              // boot.panic_on_fail
+	Debug1       bool              // boot.debug1, boot.debug1devices or boot.debug1mounts
+	Debug1Where  string            // "", "devices" or "mounts": which of them (the last)
+	Timeout      time.Duration     // live.timeout=<seconds>, default DefaultTimeout
+	LiveInit     string            // live.init= : fallback init for stage 2
+	Consoles     []string          // every console= value in order
+	Params       map[string]string // every key=value / flag (flag → ""), last wins
+	InitArgs     []string          // the tokens after "--", unquoted as the kernel passes them to init
+	Raw          string            // the command line as given
+}
+
+// Root names the device holding the live medium. At most one field is set.
+// root=/dev/disk/by-label/X and /dev/disk/by-uuid/X are read as LABEL=X and
+// UUID=X (with udev's \xHH escapes decoded): stage 1 has no udev to make
+// those links.
+type Root struct{ Label, UUID, Device string }
+
+func (r Root) String() string {
+	switch {
+	case r.Label != "":
+		return "LABEL=" + r.Label
+	case r.UUID != "":
+		return "UUID=" + r.UUID
+	}
+	return r.Device
+}
+
+// ParseCmdline parses a kernel command line. Unknown parameters are kept in
+// Params. Boolean flags are set by the bare key, or key=1/y/yes/on/true, and
+// cleared by key=0/n/no/off/false. Parameters given twice: the last wins.
+//
+// It fails, naming the parameter, only for values that would otherwise make
+// the boot hang or fail obscurely: a root= of unknown form (not LABEL=,
+// UUID= or an absolute /dev path), a live.timeout= that is not a
+// non-negative number of seconds, and an init=, live.init= or findiso= that
+// is not an absolute path. Even then it returns the Cmdline, filled as far
+// as possible (the bad values left at their defaults), so that a caller can
+// still honour boot.shell_on_fail.
+func ParseCmdline(s string) (*Cmdline, error) {
+	c := &Cmdline{Init: "/init", Timeout: DefaultTimeout, Params: map[string]string{}, Raw: s}
+	var errs []error
+	bad := func(key, val, why string) {
+		errs = append(errs, fmt.Errorf("kernel command line: %s=%q: %s", key, val, why))
+	}
+	rest := s
+	for {
+		var t token
+		t, rest = nextToken(rest)
+		if t.key == "" && !t.hasVal {
+			if rest == "" {
+				break
+			}
+			continue
+		}
+		if t.key == "--" && !t.hasVal {
+			for rest != "" {
+				t, rest = nextToken(rest)
+				if t.key != "" || t.hasVal {
+					c.InitArgs = append(c.InitArgs, t.String())
+				}
+			}
+			break
+		}
+		c.Params[t.key] = t.val
+		switch k, v := t.key, t.val; k {
+		case "init", "live.init", "findiso":
+			if !strings.HasPrefix(v, "/") {
+				bad(k, v, "not an absolute path")
+				continue
+			}
+			switch k {
+			case "init":
+				c.Init = v
+			case "live.init":
+				c.LiveInit = v
+			default:
+				c.FindISO = v
+			}
+		case "systemConfig":
+			c.SystemConfig = v
+		case "root":
+			r, ok := parseRoot(v)
+			if !ok {
+				bad(k, v, "want LABEL=<label>, UUID=<uuid> or /dev/<device>")
+				continue
+			}
+			c.Root = r
+		case "copytoram":
+			c.CopyToRAM = flag(t)
+		case "boot.shell_on_fail":
+			c.ShellOnFail = flag(t)
+		case "boot.panic_on_fail":
+			c.PanicOnFail = flag(t)
+		case "boot.debug1", "boot.debug1devices", "boot.debug1mounts":
+			c.Debug1 = flag(t)
+			c.Debug1Where = ""
+			if c.Debug1 {
+				c.Debug1Where = strings.TrimPrefix(k, "boot.debug1")
+			}
+		case "live.timeout":
+			d, err := parseSeconds(v)
+			if err != nil {
+				bad(k, v, err.Error())
+				continue
+			}
+			c.Timeout = d
+		case "console":
+			c.Consoles = append(c.Consoles, v)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// token is one parameter: key, or key=val when hasVal.
+type token struct {
+	key, val string
+	hasVal   bool
+}
+
+// String gives the token as the kernel hands it to init: key or key=val,
+// without the quotes it removed.
+func (t token) String() string {
+	if t.hasVal {
+		return t.key + "=" + t.val
+	}
+	return t.key
+}
+
+// isSpace is the kernel's isspace (lib/ctype.c).
+func isSpace(b byte) bool {
+	return b == ' ' || (b >= '\t' && b <= '\r') || b == 0xA0
+}
+
+// nextToken is the kernel's next_arg: it skips leading whitespace, splits
+// off one token and returns it with the rest of s.
+func nextToken(s string) (token, string) {
+	for s != "" && isSpace(s[0]) {
+		s = s[1:]
+	}
+	quoted := strings.HasPrefix(s, `"`)
+	if quoted {
+		s = s[1:]
+	}
+	inQuote, eq, i := quoted, -1, 0
+	for ; i < len(s); i++ {
+		if isSpace(s[i]) && !inQuote {
+			break
+		}
+		if eq < 0 && s[i] == '=' {
+			eq = i
+		}
+		if s[i] == '"' {
+			inQuote = !inQuote
+		}
+	}
+	tok, rest := s[:i], s[i:]
+	if rest != "" {
+		rest = rest[1:]
+	}
+	// The kernel drops a closing quote when the token or its value opened
+	// with one.
+	closing := strings.HasSuffix(tok, `"`)
+	if eq < 0 {
+		if quoted && closing {
+			tok = tok[:len(tok)-1]
+		}
+		return token{key: tok}, rest
+	}
+	key, val := tok[:eq], tok[eq+1:]
+	if strings.HasPrefix(val, `"`) {
+		val = val[1:]
+		if closing && val != "" {
+			val = val[:len(val)-1]
+		}
+	} else if quoted && closing {
+		val = val[:len(val)-1]
+	}
+	return token{key: key, val: val, hasVal: true}, rest
+}
+
+func flag(t token) bool {
+	switch strings.ToLower(t.val) {
+	case "0", "n", "no", "off", "false":
+		return false
+	}
+	return true
+}
+
+func parseRoot(v string) (Root, bool) {
+	var r Root
+	switch {
+	case strings.HasPrefix(v, "LABEL="):
+		r.Label = v[len("LABEL="):]
+	case strings.HasPrefix(v, "UUID="):
+		r.UUID = v[len("UUID="):]
+	case strings.HasPrefix(v, "/dev/disk/by-label/"):
+		r.Label = unescapeUdev(v[len("/dev/disk/by-label/"):])
+	case strings.HasPrefix(v, "/dev/disk/by-uuid/"):
+		r.UUID = unescapeUdev(v[len("/dev/disk/by-uuid/"):])
+	case strings.HasPrefix(v, "/dev/") && len(v) > len("/dev/"):
+		r.Device = v
+	}
+	return r, r != Root{}
+}
+
+// unescapeUdev decodes the \xHH escapes udev puts in /dev/disk/by-* names.
+func unescapeUdev(s string) string {
+	if !strings.Contains(s, `\x`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
+			if n, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// parseSeconds reads a non-negative number of seconds, such as 10 or 2.5.
+func parseSeconds(v string) (time.Duration, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, errors.New("not a number of seconds")
+	case f < 0:
+		return 0, errors.New("negative")
+	case f*float64(time.Second) >= math.MaxInt64:
+		return 0, errors.New("too large")
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
