@@ -6,11 +6,13 @@ export CGO_ENABLED ?= 1
 
 all: build
 
+# Boot-time binaries: static and reproducible, with the flags of
+# internal/gobuild (StaticEnv, StaticFlags), which the tests and imagegen use.
+STATIC_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+
 build:
 	$(GO) build -o bin/imagegen ./cmd/imagegen
-	CGO_ENABLED=0 $(GO) build -o bin/stage1 ./cmd/stage1
-	CGO_ENABLED=0 $(GO) build -o bin/stage2 ./cmd/stage2
-	CGO_ENABLED=0 $(GO) build -o bin/postboot ./cmd/postboot
+	$(STATIC_BUILD) -o bin/ ./cmd/stage1 ./cmd/stage2 ./cmd/postboot ./cmd/demo-init
 
 deps:
 	bash scripts/deps.sh

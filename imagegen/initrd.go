@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/gobuild"
 	"github.com/nixlive/nixlive/internal/kmod"
 	"github.com/nixlive/nixlive/live"
 )
@@ -216,32 +216,21 @@ func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
 	return append(recs, cpio.Symlink("bin/sh", "gosh")), nil
 }
 
-// buildURoot builds u-root's core commands cmds into dir (created), with
-// the flags of buildStatic; go.mod lists them as tools, which pins them.
+// buildURoot builds u-root's core commands cmds into dir (created); go.mod
+// lists them as tools, which pins them.
 func buildURoot(ctx context.Context, dir string, cmds []string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	pkgs := make([]string, len(cmds))
+	for i, c := range cmds {
+		pkgs[i] = "github.com/u-root/u-root/cmds/core/" + c
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", dir + "/"}
-	for _, c := range cmds {
-		args = append(args, "github.com/u-root/u-root/cmds/core/"+c)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build u-root commands: %v\n%s", err, msg)
-	}
-	return nil
+	return gobuild.Static(ctx, dir+"/", pkgs...)
 }
 
-// buildStatic builds a boot-time command of this module: static, stripped,
-// without build IDs or paths, so the bytes depend on the source only.
+// buildStatic builds a boot-time command of this module into dir.
 func buildStatic(ctx context.Context, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, path.Base(pkg))
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s (run imagegen inside the nixlive source tree, or pass a prebuilt binary): %v\n%s", pkg, err, msg)
+	if err := gobuild.Static(ctx, out, pkg); err != nil {
+		return "", fmt.Errorf("%w\n(run imagegen inside the nixlive source tree, or pass a prebuilt binary)", err)
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"github.com/nixlive/nixlive/demo/demoinit"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
+	"github.com/nixlive/nixlive/internal/gobuild"
 	"github.com/nixlive/nixlive/internal/nix/closure"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
@@ -53,7 +55,7 @@ func main() {
 	log.SetFlags(0)
 
 	imagegen := filepath.Join(*work, "imagegen")
-	run("go", "build", "-o", imagegen, "./cmd/imagegen")
+	must(gobuild.Host(context.Background(), imagegen, "./cmd/imagegen"))
 	store, info, paths := makeStore(*work)
 
 	sections := []struct {
@@ -143,7 +145,7 @@ func benchBoot(work, imagegen string) string {
 	os.RemoveAll(dir)
 	sys := "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-system"
 	must(os.MkdirAll(filepath.Join(dir, "store", sys), 0o755))
-	run("go", "build", "-o", filepath.Join(dir, "store", sys, "init"), "./internal/boottest/testinit/cmd/checkstage2")
+	must(gobuild.Static(context.Background(), filepath.Join(dir, "store", sys, "init"), "./internal/boottest/testinit/cmd/checkstage2"))
 	initrd := filepath.Join(dir, "initrd")
 	mods := "/var/cache/nixlive/kernel/modules"
 	run(imagegen, "initrd", "-o", initrd, "--kernel-modules", mods)
@@ -390,10 +392,7 @@ func benchPostboot(work string) string {
 	os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o755))
 	bin := filepath.Join(dir, "postboot")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/postboot")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stderr = os.Stderr
-	must(cmd.Run())
+	must(gobuild.Static(context.Background(), bin, "./cmd/postboot"))
 	const n = 5
 	var rows []string
 	for _, paths := range []int{2000, 20000} {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nixlive/nixlive/demo/demoinit"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+	"github.com/nixlive/nixlive/internal/gobuild"
 )
 
 func main() {
@@ -32,7 +34,9 @@ func main() {
 	log.SetFlags(0)
 
 	imagegen := filepath.Join(*dir, "imagegen")
-	run("go", "build", "-o", imagegen, "./cmd/imagegen")
+	if err := gobuild.Host(context.Background(), imagegen, "./cmd/imagegen"); err != nil {
+		log.Fatal(err)
+	}
 	t0 := time.Now()
 	run(imagegen, "demo", "-o", *dir)
 	log.Printf("demo: built in %.1f s; booting %s in QEMU (TCG, %s)\n", time.Since(t0).Seconds(),

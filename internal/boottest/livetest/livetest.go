@@ -41,6 +41,7 @@ import (
 	"github.com/nixlive/nixlive/imagegen/iso9660"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
+	"github.com/nixlive/nixlive/internal/gobuild"
 )
 
 // VolumeID is the test ISO's label: lower case, NixOS style, which the ISO
@@ -226,18 +227,13 @@ func (e *Env) kernelParams(s *TestStore) []string {
 	return []string{"quiet", "check.file=" + s.File, "check.sha256=" + s.SHA256}
 }
 
-// goBuild builds pkg into out with the go command of PATH, with the flags
-// of "make build", so that the build cache serves both.
+// goBuild builds pkg into out with the flags every build of this module
+// uses, so that the build cache serves all of them.
 func (e *Env) goBuild(pkg, out string, static bool) error {
-	cmd := exec.CommandContext(e.ctx, "go", "build", "-o", out, pkg)
-	cmd.Env = os.Environ()
 	if static {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		return gobuild.Static(e.ctx, out, pkg)
 	}
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
-	}
-	return nil
+	return gobuild.Host(e.ctx, out, pkg)
 }
 
 func (e *Env) buildImagegen() (string, error) {

@@ -17,13 +17,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/u-root/u-root/pkg/cpio"
 
+	"github.com/nixlive/nixlive/internal/gobuild"
 	"github.com/nixlive/nixlive/internal/kmod"
 )
 
@@ -117,16 +117,9 @@ func BuildInit(ctx context.Context, dir string) (string, error) {
 	}
 	bin := f.Name()
 	f.Close()
-	gocmd := "go"
-	if _, err := exec.LookPath(gocmd); err != nil && os.Getenv("GOROOT") != "" {
-		gocmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w", "-o", bin, Package)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	if err := gobuild.Static(ctx, bin, Package); err != nil {
 		os.Remove(bin)
-		return "", fmt.Errorf("go build %s: %v\n%s", Package, err, msg)
+		return "", err
 	}
 	return bin, nil
 }
