@@ -19,12 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
 
-	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
 )
 
 var (
-	fakePath     = registration.FakePath
-	synthRecords = registration.Synthetic
+	fakePath     = fixture.FakePath
+	synthRecords = fixture.Synthetic
 )
 
 var (

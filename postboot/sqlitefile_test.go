@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/postboot"
 )
@@ -29,10 +30,10 @@ func TestFreshDatabaseMatchesSQLite(t *testing.T) {
 	}
 	for _, n := range []int{1, 9, 2500, 20000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			recs := registration.Synthetic(n, 7)
+			recs := fixture.Synthetic(n, 7)
 			for i := range recs {
 				if i%5 == 1 {
-					recs[i].Deriver = registration.FakePath(fmt.Sprintf("deriver-%d.drv", i))
+					recs[i].Deriver = fixture.FakePath(fmt.Sprintf("deriver-%d.drv", i))
 				}
 				if i%11 == 2 {
 					recs[i].NarSize = 0 // stored as NULL
@@ -40,7 +41,7 @@ func TestFreshDatabaseMatchesSQLite(t *testing.T) {
 			}
 			// The longest store path names Nix allows, in the index too.
 			if n > 1 {
-				recs = append(recs, registration.Record{Path: registration.FakePath(strings.Repeat("x", 211-33)), NarSize: 1})
+				recs = append(recs, registration.Record{Path: fixture.FakePath(strings.Repeat("x", 211-33)), NarSize: 1})
 			}
 			reg := registration.Marshal(recs)
 			load := func(direct bool) string {
@@ -89,10 +90,10 @@ func rows(t *testing.T, file, query string) []string {
 // same inputs, and for the others the files SQLite reads back hold the
 // same rows, and the direct writer's passes integrity_check.
 func FuzzFreshDatabase(f *testing.F) {
-	f.Add(registration.Marshal(registration.Synthetic(5, 3)))
-	f.Add(registration.Marshal(registration.Synthetic(300, 4)))
-	one := registration.Synthetic(1, 5)
-	one[0].Deriver = registration.FakePath("d.drv")
+	f.Add(registration.Marshal(fixture.Synthetic(5, 3)))
+	f.Add(registration.Marshal(fixture.Synthetic(300, 4)))
+	one := fixture.Synthetic(1, 5)
+	one[0].Deriver = fixture.FakePath("d.drv")
 	f.Add(registration.Marshal(one))
 	f.Fuzz(func(t *testing.T, input []byte) {
 		load := func(direct bool) (string, error) {

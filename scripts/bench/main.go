@@ -26,6 +26,7 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/nixlive/nixlive/demo/demoinit"
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/gobuild"
@@ -397,7 +398,7 @@ func benchPostboot(work string) string {
 	var rows []string
 	for _, paths := range []int{2000, 20000} {
 		reg := filepath.Join(dir, fmt.Sprintf("registration-%d", paths))
-		must(os.WriteFile(reg, registration.Marshal(registration.Synthetic(paths, 1)), 0o644))
+		must(os.WriteFile(reg, registration.Marshal(fixture.Synthetic(paths, 1)), 0o644))
 		var ours, nix, oursCPU, nixCPU []time.Duration
 		for i := 0; i < n; i++ {
 			root := filepath.Join(dir, fmt.Sprintf("ours-%d-%d", paths, i))

@@ -13,16 +13,16 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
 	"github.com/nixlive/nixlive/internal/nix/closure"
 	"github.com/nixlive/nixlive/internal/nix/nar"
-	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
 // fakePath names store paths of hand-made stores: nothing in the closure
 // code checks how a path's hash was derived, and neither does nix-store
 // --load-db.
-var fakePath = registration.FakePath
+var fakePath = fixture.FakePath
 
 func hashPart(p string) string { return filepath.Base(p)[:32] }
 
