@@ -113,7 +113,7 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 	if s.SquashfsCompression, err = parseSquashfsCompression(raw.SquashfsCompression); err != nil {
 		return nil, fmt.Errorf("spec %s: squashfsCompression: %w", name, err)
 	}
-	if err := s.validate(); err != nil {
+	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("spec %s: %w", name, err)
 	}
 	return &s, nil
@@ -244,8 +244,8 @@ func parseSquashfsCompression(raw json.RawMessage) (squashfs.Compression, error)
 	return squashfs.ParseCompression(fmt.Sprintf("%s:%d", o.Algorithm, o.Level))
 }
 
-// validate checks what can be checked without the file system.
-func (s *Spec) validate() error {
+// Validate checks what can be checked without the file system.
+func (s *Spec) Validate() error {
 	if n := len(s.VolumeID); n > 32 {
 		return fmt.Errorf("volumeID %q is %d bytes: at most 32", s.VolumeID, n)
 	}

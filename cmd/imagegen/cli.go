@@ -1,4 +1,4 @@
-package imagegen
+package main
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nixlive/nixlive/demo"
+	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/imagegen/initrd"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 	"github.com/nixlive/nixlive/live"
@@ -26,8 +29,8 @@ commands:
 Run "imagegen COMMAND -h" for a command's flags.
 `
 
-// Main runs the imagegen command line and returns the exit code.
-func Main(args []string, stdout, stderr *os.File) int {
+// run runs the imagegen command line and returns the exit code.
+func run(args []string, stdout, stderr *os.File) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -140,11 +143,11 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 			return err
 		}
 	}
-	epoch, err := SourceDateEpoch()
+	epoch, err := imagegen.SourceDateEpoch()
 	if err != nil {
 		return err
 	}
-	img := &StoreImage{
+	img := &imagegen.StoreImage{
 		Roots:       roots,
 		Store:       storepath.Root{Dir: *storeRoot, StoreDir: *storeDir},
 		ClosureInfo: *closureInfo,
@@ -184,11 +187,11 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 		fs.Usage()
 		return errUsage
 	}
-	spec, err := ReadSpec(pos[0])
+	spec, err := imagegen.ReadSpec(pos[0])
 	if err != nil {
 		return err
 	}
-	b := &ISOBuild{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo}
+	b := &imagegen.ISOBuild{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo}
 	res, err := b.Build()
 	if err != nil {
 		return err
@@ -215,7 +218,7 @@ func initrdCmd(args []string, stdout, stderr *os.File) error {
 	if err := parseFlagsOnly(fs, args, out); err != nil {
 		return err
 	}
-	in := &Initrd{Stage1: *stage1Bin, ModulesDir: *modDir, RescueShell: *rescue}
+	in := &initrd.Initrd{Stage1: *stage1Bin, ModulesDir: *modDir, RescueShell: *rescue}
 	if *mods != "" {
 		in.Modules, in.Explicit = strings.Split(*mods, ","), true
 	}
@@ -257,7 +260,7 @@ func demoCmd(args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return fmt.Errorf("--kernel-modules: %w (scripts/kernel.sh fetches Debian's cloud kernel)", err)
 	}
-	d := &Demo{Dir: *out, Kernel: *kernel, ModulesDir: mods, Compression: c, Progress: stderr, Log: stderr}
+	d := &demo.System{Dir: *out, Kernel: *kernel, ModulesDir: mods, Compression: c, Progress: stderr, Log: stderr}
 	m, err := d.Build(context.Background())
 	if err != nil {
 		return err
@@ -275,4 +278,31 @@ func describeContent(st squashfs.Stats) string {
 		s += fmt.Sprintf(" (%s of it kept level 1's result)", mib(st.TrialKept))
 	}
 	return s
+}
+
+func inspectCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	noFiles := fs.Bool("no-files", false, "leave out the file list")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen inspect [flags] IMAGE.iso\n\nPrints the volume ID, the El Torito entries, the partition tables and the files.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := imagegen.Inspect(stdout, f, !*noFiles); err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package imagegen_test
+package main
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nixlive/nixlive/imagegen"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
 	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
@@ -170,7 +169,7 @@ func tempDir(t *testing.T) string {
 	return dir
 }
 
-// runMain runs imagegen.Main in-process and returns the exit code and what
+// runMain runs the command line in-process and returns the exit code and what
 // it wrote to stdout and stderr.
 func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -185,13 +184,13 @@ func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	code = imagegen.Main(args, o, e)
+	code = run(args, o, e)
 	ob, _ := os.ReadFile(o.Name())
 	eb, _ := os.ReadFile(e.Name())
 	return code, string(ob), string(eb)
 }
 
-// mustMain is runMain that fails the test unless Main succeeds.
+// mustMain is runMain that fails the test unless the command succeeds.
 func mustMain(t *testing.T, args ...string) string {
 	t.Helper()
 	code, stdout, stderr := runMain(t, args...)
@@ -772,7 +771,7 @@ func TestDescribeContent(t *testing.T) {
 		{3 << 19, "100.0 MiB of content: 10.0 MiB duplicate, 1.0 MiB sparse, 89.0 MiB compressed (1.5 MiB of it kept level 1's result)"},
 	} {
 		st.TrialKept = c.trialKept
-		if got := imagegen.DescribeContent(st); got != c.want {
+		if got := describeContent(st); got != c.want {
 			t.Errorf("DescribeContent(%+v) = %q, want %q", st, got, c.want)
 		}
 	}

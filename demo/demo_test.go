@@ -1,4 +1,4 @@
-package imagegen_test
+package demo_test
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/demo"
 	"github.com/nixlive/nixlive/demo/demoinit"
-	"github.com/nixlive/nixlive/imagegen"
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/nix/registration"
@@ -35,7 +35,7 @@ func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	modules, err := filepath.EvalSymlinks(k.Modules)
 	require.NoError(t, err)
-	d := &imagegen.Demo{Dir: dir, Kernel: k.Vmlinuz, ModulesDir: modules}
+	d := &demo.System{Dir: dir, Kernel: k.Vmlinuz, ModulesDir: modules}
 	m, err := d.Build(context.Background())
 	require.NoError(t, err)
 
@@ -58,7 +58,7 @@ func TestDemo(t *testing.T) {
 	t.Run("nix-store --add names", func(t *testing.T) { checkAddNames(t, m) })
 	t.Run("reproducible", func(t *testing.T) {
 		t.Parallel()
-		again, err := (&imagegen.Demo{Dir: t.TempDir(), Kernel: k.Vmlinuz, ModulesDir: modules}).Build(context.Background())
+		again, err := (&demo.System{Dir: t.TempDir(), Kernel: k.Vmlinuz, ModulesDir: modules}).Build(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, m.System, again.System)
 		for _, f := range []struct{ a, b string }{{m.ISO, again.ISO}, {filepath.Join(dir, "initrd"), filepath.Join(filepath.Dir(again.ISO), "initrd")}} {
@@ -131,7 +131,7 @@ func TestDemo(t *testing.T) {
 
 // checkAddNames adds two of the demo's store paths to a real Nix store
 // with nix-store --add: Nix must give them the names imagegen demo did.
-func checkAddNames(t *testing.T, m *imagegen.DemoManifest) {
+func checkAddNames(t *testing.T, m *demo.Manifest) {
 	nixtest.HaveNix(t)
 	store := nixtest.NewStore(t)
 	for _, p := range []string{m.System, m.StorePaths[0]} {

@@ -1,4 +1,4 @@
-package imagegen
+package initrd
 
 import (
 	"bytes"
@@ -19,9 +19,9 @@ import (
 	"github.com/nixlive/nixlive/live"
 )
 
-// DefaultInitrdModules boot a CD, a USB stick or a virtio disk, and mount
+// DefaultModules boot a CD, a USB stick or a virtio disk, and mount
 // the live layout; those a kernel builds in are skipped.
-var DefaultInitrdModules = []string{
+var DefaultModules = []string{
 	// CD and disk controllers
 	"ata_piix", "ahci", "sr_mod", "cdrom", "sd_mod", "nvme",
 	// USB
@@ -41,7 +41,7 @@ type Initrd struct {
 	// empty means no modules.
 	ModulesDir string
 	// Modules are loaded eagerly at boot, with their dependencies; nil means
-	// DefaultInitrdModules. Modules the kernel builds in are skipped;
+	// DefaultModules. Modules the kernel builds in are skipped;
 	// modules it does not have are an error only when named explicitly.
 	Modules  []string
 	Explicit bool // Modules were given by the user
@@ -60,7 +60,7 @@ func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) 
 	defer os.RemoveAll(tmp)
 	init := in.Stage1
 	if init == "" {
-		if init, err = buildStatic(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
+		if init, err = BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
 			return 0, err
 		}
 	}
@@ -129,7 +129,7 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 	}
 	want := in.Modules
 	if want == nil {
-		want = DefaultInitrdModules
+		want = DefaultModules
 	}
 	var names []string
 	for _, n := range want {
@@ -202,7 +202,7 @@ var RescueCommands = []string{"gosh", "ls", "cat", "mount", "umount", "dmesg", "
 
 func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
 	dir := filepath.Join(tmp, "rescue")
-	if err := buildURoot(ctx, dir, RescueCommands); err != nil {
+	if err := BuildURoot(ctx, dir, RescueCommands); err != nil {
 		return nil, fmt.Errorf("initrd: build the rescue shell: %w", err)
 	}
 	recs := []cpio.Record{cpio.Directory("bin", 0o755)}
@@ -216,9 +216,9 @@ func rescueRecords(ctx context.Context, tmp string) ([]cpio.Record, error) {
 	return append(recs, cpio.Symlink("bin/sh", "gosh")), nil
 }
 
-// buildURoot builds u-root's core commands cmds into dir (created); go.mod
+// BuildURoot builds u-root's core commands cmds into dir (created); go.mod
 // lists them as tools, which pins them.
-func buildURoot(ctx context.Context, dir string, cmds []string) error {
+func BuildURoot(ctx context.Context, dir string, cmds []string) error {
 	pkgs := make([]string, len(cmds))
 	for i, c := range cmds {
 		pkgs[i] = "github.com/u-root/u-root/cmds/core/" + c
@@ -226,8 +226,8 @@ func buildURoot(ctx context.Context, dir string, cmds []string) error {
 	return gobuild.Static(ctx, dir+"/", pkgs...)
 }
 
-// buildStatic builds a boot-time command of this module into dir.
-func buildStatic(ctx context.Context, pkg, dir string) (string, error) {
+// BuildCommand builds a boot-time command of this module into dir.
+func BuildCommand(ctx context.Context, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, path.Base(pkg))
 	if err := gobuild.Static(ctx, out, pkg); err != nil {
 		return "", fmt.Errorf("%w\n(run imagegen inside the nixlive source tree, or pass a prebuilt binary)", err)

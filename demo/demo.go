@@ -1,4 +1,4 @@
-package imagegen
+package demo
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/imagegen/initrd"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/copyfile"
@@ -22,12 +24,12 @@ import (
 	"github.com/nixlive/nixlive/live"
 )
 
-// DemoVolumeID labels the demo ISO, NixOS style.
-const DemoVolumeID = "nixlive-demo-25.05-x86_64"
+// VolumeID labels the demo ISO, NixOS style.
+const VolumeID = "nixlive-demo-25.05-x86_64"
 
-// DemoManifest names what "imagegen demo" wrote; it is DIR/demo.json, read
+// Manifest names what "imagegen demo" wrote; it is DIR/demo.json, read
 // by "make demo" and the end-to-end test.
-type DemoManifest struct {
+type Manifest struct {
 	ISO          string   `json:"iso"`
 	VolumeID     string   `json:"volumeID"`
 	System       string   `json:"system"`       // the system's store path
@@ -37,11 +39,11 @@ type DemoManifest struct {
 	KernelParams []string `json:"kernelParams"`
 }
 
-// Demo builds the demo live system: a small store whose paths carry the
+// System builds the demo live system: a small store whose paths carry the
 // names "nix-store --add" gives them (stage 2, u-root's shell and core
 // commands, demo-init, the kernel, the initrd, /etc and the system
 // top-level), the initrd, and the live ISO, all with this module's tools.
-type Demo struct {
+type System struct {
 	Dir        string // output directory
 	Kernel     string // the kernel image (vmlinuz)
 	ModulesDir string // the kernel's DIR/lib/modules/VER
@@ -51,8 +53,8 @@ type Demo struct {
 	Log         io.Writer // one line per step; nil for none
 }
 
-// DemoCommands are u-root's commands in the demo system's sw/bin.
-var DemoCommands = RescueCommands
+// Commands are u-root's commands in the demo system's sw/bin.
+var Commands = initrd.RescueCommands
 
 // storeMTime is the mtime Nix gives everything in a valid store path;
 // demoEpoch dates the ISO (NixOS's default SOURCE_DATE_EPOCH).
@@ -63,7 +65,7 @@ const (
 
 // Build writes DIR/store (the store), DIR/initrd, DIR/nixlive-demo.iso and
 // DIR/demo.json.
-func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
+func (d *System) Build(ctx context.Context) (*Manifest, error) {
 	if d.Kernel == "" || d.ModulesDir == "" {
 		return nil, fmt.Errorf("demo: need the kernel and its modules (scripts/kernel.sh fetches Debian's)")
 	}
@@ -90,21 +92,21 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 	if err := os.Mkdir(bins, 0o755); err != nil {
 		return nil, err
 	}
-	stage2, err := buildStatic(ctx, "github.com/nixlive/nixlive/cmd/stage2", bins)
+	stage2, err := initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage2", bins)
 	if err != nil {
 		return nil, err
 	}
-	demoInit, err := buildStatic(ctx, "github.com/nixlive/nixlive/cmd/demo-init", bins)
+	demoInit, err := initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/demo-init", bins)
 	if err != nil {
 		return nil, err
 	}
 	uroot := filepath.Join(tmp, "uroot")
-	if err := buildURoot(ctx, uroot, DemoCommands); err != nil {
+	if err := initrd.BuildURoot(ctx, uroot, Commands); err != nil {
 		return nil, err
 	}
 	d.logf("building the initrd for %s", version)
 	initrdFile := filepath.Join(d.Dir, "initrd")
-	if _, err := (&Initrd{ModulesDir: d.ModulesDir}).Build(ctx, initrdFile); err != nil {
+	if _, err := (&initrd.Initrd{ModulesDir: d.ModulesDir}).Build(ctx, initrdFile); err != nil {
 		return nil, err
 	}
 
@@ -126,7 +128,7 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 			return copyInto(demoInit, filepath.Join(dir, "bin/demo-init"), 0o555)
 		}},
 		{"u-root", "u-root-core-0.16.0", func(dir string) error {
-			for _, c := range DemoCommands {
+			for _, c := range Commands {
 				if err := copyInto(filepath.Join(uroot, c), filepath.Join(dir, "bin", c), 0o555); err != nil {
 					return err
 				}
@@ -155,7 +157,7 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 			if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 				return err
 			}
-			for _, c := range append([]string{"sh"}, DemoCommands...) {
+			for _, c := range append([]string{"sh"}, Commands...) {
 				if err := os.Symlink(paths["u-root"]+"/bin/"+c, filepath.Join(dir, "bin", c)); err != nil {
 					return err
 				}
@@ -207,28 +209,28 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 
 	iso := filepath.Join(d.Dir, "nixlive-demo.iso")
 	epoch := int64(demoEpoch)
-	spec := &Spec{
+	spec := &imagegen.Spec{
 		IsoName:             "nixlive-demo.iso",
-		VolumeID:            DemoVolumeID,
+		VolumeID:            VolumeID,
 		System:              system,
 		Kernel:              paths["kernel"] + "/bzImage",
 		Initrd:              paths["initrd"] + "/initrd",
 		KernelParams:        demoKernelParams,
 		StoreContents:       []string{system},
 		SquashfsCompression: d.Compression,
-		Boot:                BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 1, Label: "nixlive demo", SerialConsole: true},
+		Boot:                imagegen.BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 1, Label: "nixlive demo", SerialConsole: true},
 		SourceDateEpoch:     &epoch,
 	}
-	if err := spec.validate(); err != nil {
+	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
 	d.logf("writing %s", iso)
-	res, err := (&ISOBuild{Spec: spec, Store: st.root, Output: iso, Progress: d.Progress}).Build()
+	res, err := (&imagegen.ISOBuild{Spec: spec, Store: st.root, Output: iso, Progress: d.Progress}).Build()
 	if err != nil {
 		return nil, err
 	}
 	reg := filepath.Join(d.Dir, live.RegistrationName)
-	img := &StoreImage{Roots: []string{system}, Store: st.root}
+	img := &imagegen.StoreImage{Roots: []string{system}, Store: st.root}
 	clo, regData, err := img.Closure()
 	if err != nil {
 		return nil, err
@@ -236,8 +238,8 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 	if err := atomicfile.WriteFile(reg, regData, 0o644); err != nil {
 		return nil, err
 	}
-	m := &DemoManifest{
-		ISO: iso, VolumeID: DemoVolumeID, System: system, StoreRoot: storeRoot, Registration: reg,
+	m := &Manifest{
+		ISO: iso, VolumeID: VolumeID, System: system, StoreRoot: storeRoot, Registration: reg,
 		StorePaths: clo.Paths, KernelParams: demoKernelParams,
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -256,7 +258,7 @@ func (d *Demo) Build(ctx context.Context) (*DemoManifest, error) {
 // write their own lines anyway.
 var demoKernelParams = []string{"quiet"}
 
-func (d *Demo) logf(format string, args ...any) {
+func (d *System) logf(format string, args ...any) {
 	if d.Log != nil {
 		fmt.Fprintf(d.Log, "imagegen demo: "+format+"\n", args...)
 	}

@@ -1,4 +1,4 @@
-package imagegen_test
+package initrd_test
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/imagegen/initrd"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/live"
 )
@@ -219,7 +219,7 @@ func TestInitrd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a := tc.first(t)
-			b := build(t, tc.name+"-again", "..", []string{"GOMAXPROCS=1"}, tc.args...)
+			b := build(t, tc.name+"-again", "../..", []string{"GOMAXPROCS=1"}, tc.args...)
 			da, err := os.ReadFile(a)
 			require.NoError(t, err)
 			db, err := os.ReadFile(b)
@@ -253,7 +253,7 @@ func TestInitrd(t *testing.T) {
 		host := initrdReadModDB(t, k.Modules, hostDep, hostBuiltin)
 
 		var want []string // the default modules the kernel has as files
-		for _, n := range imagegen.DefaultInitrdModules {
+		for _, n := range initrd.DefaultModules {
 			if _, ok := host.files[strings.ReplaceAll(n, "-", "_")]; ok && !host.builtin[strings.ReplaceAll(n, "-", "_")] {
 				want = append(want, n)
 			}
@@ -306,7 +306,7 @@ func TestInitrd(t *testing.T) {
 			assert.Equal(t, uint64(cpio.S_IFLNK), sh.Mode&cpio.S_IFMT, "%s is a symlink", live.RescueShell)
 			assert.Equal(t, "gosh", string(initrdData(t, sh)))
 		}
-		for _, c := range imagegen.RescueCommands {
+		for _, c := range initrd.RescueCommands {
 			r, ok := byName["bin/"+c]
 			if assert.True(t, ok, "no bin/%s", c) {
 				assert.Equal(t, uint64(cpio.S_IFREG|0o755), r.Mode, "bin/%s", c)

@@ -1,4 +1,0 @@
-package imagegen
-
-// DescribeContent exposes the summary line's wording to the tests.
-var DescribeContent = describeContent
