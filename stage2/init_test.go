@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 func TestChooseInit(t *testing.T) {
@@ -20,18 +22,18 @@ func TestChooseInit(t *testing.T) {
 	cases := []struct {
 		name    string
 		exists  func(string) bool
-		cmdline map[string]string
+		cmdline string
 		want    string
 	}{
-		{"systemd first", have(systemd, swInit, "/x"), map[string]string{"live.init": "/x"}, systemd},
-		{"sw/bin/init", have(swInit, "/x"), map[string]string{"live.init": "/x"}, swInit},
-		{"live.init", have("/x"), map[string]string{"live.init": "/x"}, "/x"},
-		{"missing live.init", have(), map[string]string{"live.init": "/x"}, ""},
-		{"nothing", have(), map[string]string{}, ""},
+		{"systemd first", have(systemd, swInit, "/x"), "live.init=/x", systemd},
+		{"sw/bin/init", have(swInit, "/x"), "live.init=/x", swInit},
+		{"live.init", have("/x"), "live.init=/x", "/x"},
+		{"missing live.init", have(), "live.init=/x", ""},
+		{"nothing", have(), "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := ChooseInit(sys, c.cmdline, c.exists)
+			got := ChooseInit(sys, parse(t, c.cmdline), c.exists)
 			require.Equal(t, c.want, got.Path)
 			require.NotEmpty(t, got.Reason)
 		})
@@ -40,8 +42,14 @@ func TestChooseInit(t *testing.T) {
 
 func TestSystemConfig(t *testing.T) {
 	sys := "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-system"
-	require.Equal(t, "/env", SystemConfig("/env", map[string]string{"systemConfig": sys}, sys+"/init"))
-	require.Equal(t, sys, SystemConfig("", ParseCmdline("quiet systemConfig="+sys+" init="+sys+"/init"), "/init"))
-	require.Equal(t, sys, SystemConfig("", map[string]string{}, sys+"/init"))
-	require.Equal(t, "", SystemConfig("", map[string]string{}, "/sbin/init"))
+	require.Equal(t, "/env", SystemConfig("/env", parse(t, "systemConfig="+sys), sys+"/init"))
+	require.Equal(t, sys, SystemConfig("", parse(t, "quiet systemConfig="+sys+" init="+sys+"/init"), "/init"))
+	require.Equal(t, sys, SystemConfig("", parse(t, ""), sys+"/init"))
+	require.Equal(t, "", SystemConfig("", parse(t, ""), "/sbin/init"))
+}
+
+func parse(t *testing.T, cmdline string) *live.Cmdline {
+	c, err := live.ParseCmdline(cmdline)
+	require.NoError(t, err)
+	return c
 }

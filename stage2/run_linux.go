@@ -9,16 +9,14 @@ import (
 	"os/exec"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nixlive/nixlive/live"
+	"github.com/nixlive/nixlive/postboot"
 )
-
-// PostBoot runs the live CD's post-boot commands; cmd/stage2 sets it to the
-// postboot package's entry point.
-var PostBoot func(log *slog.Logger) error
 
 // NixbldGID is the group that owns the store in NixOS (nixbld).
 const NixbldGID = 30000
@@ -43,7 +41,10 @@ func Main() {
 		r.log.Error("early mounts", "err", err)
 	}
 	raw, _ := os.ReadFile("/proc/cmdline")
-	cmdline := ParseCmdline(string(raw))
+	cmdline, err := live.ParseCmdline(strings.TrimSpace(string(raw)))
+	if err != nil {
+		r.log.Warn("kernel command line", "err", err)
+	}
 	self, _ := os.Executable()
 	if len(os.Args) > 0 && path.IsAbs(os.Args[0]) {
 		self = os.Args[0]
@@ -65,7 +66,7 @@ func Main() {
 		// before the store turns read-only; Nix itself would remount it in
 		// a private mount namespace, which PID 1 cannot do for itself
 		// without handing the namespace on to the system's init.
-		{"postboot", r.postboot},
+		{"postboot", r.runPostboot},
 		{"store", r.store},
 		{"post-boot commands", func() error { return r.postBootCommands(sys) }},
 	} {
@@ -85,7 +86,7 @@ func Main() {
 	}
 	r.log.Info("handing over", "init", choice.Path, "why", choice.Reason)
 	env := append(os.Environ(), "systemConfig="+sys)
-	err := unix.Exec(choice.Path, []string{choice.Path}, env)
+	err = unix.Exec(choice.Path, []string{choice.Path}, env)
 	r.log.Error("exec init", "init", choice.Path, "err", err)
 	r.rescue()
 }
@@ -193,12 +194,7 @@ func (r *run) links(sys string) error {
 	return nil
 }
 
-func (r *run) postboot() error {
-	if PostBoot == nil {
-		return errors.New("postboot is not built into this stage 2")
-	}
-	return PostBoot(r.log)
-}
+func (r *run) runPostboot() error { return postboot.Default(r.log) }
 
 func (r *run) postBootCommands(sys string) error {
 	p := path.Join(sys, "post-boot")

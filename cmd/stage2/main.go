@@ -1,12 +1,6 @@
 // Command stage2 is PID 1 after stage 1's switch_root: see package stage2.
 package main
 
-import (
-	"github.com/nixlive/nixlive/postboot"
-	"github.com/nixlive/nixlive/stage2"
-)
+import "github.com/nixlive/nixlive/stage2"
 
-func main() {
-	stage2.PostBoot = postboot.Default
-	stage2.Main()
-}
+func main() { stage2.Main() }

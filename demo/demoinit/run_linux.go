@@ -20,8 +20,6 @@ import (
 
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/live"
-
-	"github.com/nixlive/nixlive/stage2"
 )
 
 // Files the report reads, as NixOS and stage 1 and 2 leave them.
@@ -46,7 +44,8 @@ func Main() {
 	r.WriteText(os.Stdout)
 
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	mode := stage2.ParseCmdline(string(cmdline))["nixlive.demo"]
+	parsed, _ := live.ParseCmdline(strings.TrimSpace(string(cmdline)))
+	mode := parsed.Params["nixlive.demo"]
 	if mode == "shell" || (mode != "poweroff" && askShell()) {
 		shell()
 	}
