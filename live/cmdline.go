@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -268,4 +269,18 @@ func parseSeconds(v string) (time.Duration, error) {
 		return 0, errors.New("too large")
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// ProcCmdline is where Linux shows the command line it booted with.
+const ProcCmdline = "/proc/cmdline"
+
+// ReadCmdline reads and parses the running kernel's command line. As
+// ParseCmdline, it returns what it could parse together with any error.
+func ReadCmdline() (*Cmdline, error) {
+	raw, err := os.ReadFile(ProcCmdline)
+	if err != nil {
+		c, _ := ParseCmdline("")
+		return c, fmt.Errorf("read %s: %w", ProcCmdline, err)
+	}
+	return ParseCmdline(strings.TrimSpace(string(raw)))
 }

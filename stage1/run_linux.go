@@ -64,11 +64,8 @@ func (b *Boot) run() error {
 		b.Release = unix.ByteSliceToString(uts.Release[:])
 		b.Timeline.Kernel = b.Release
 	}
-	raw, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return fmt.Errorf("stage1: read /proc/cmdline: %w", err)
-	}
-	if b.Cmd, err = live.ParseCmdline(strings.TrimSpace(string(raw))); err != nil {
+	var err error
+	if b.Cmd, err = live.ReadCmdline(); err != nil {
 		return fmt.Errorf("stage1: kernel command line: %w", err)
 	}
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {

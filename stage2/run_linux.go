@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,8 +39,7 @@ func Main() {
 	if err := r.early(); err != nil {
 		r.log.Error("early mounts", "err", err)
 	}
-	raw, _ := os.ReadFile("/proc/cmdline")
-	cmdline, err := live.ParseCmdline(strings.TrimSpace(string(raw)))
+	cmdline, err := live.ReadCmdline()
 	if err != nil {
 		r.log.Warn("kernel command line", "err", err)
 	}

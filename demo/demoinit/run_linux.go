@@ -43,9 +43,8 @@ func Main() {
 	r.Check()
 	r.WriteText(os.Stdout)
 
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	parsed, _ := live.ParseCmdline(strings.TrimSpace(string(cmdline)))
-	mode := parsed.Params["nixlive.demo"]
+	cmdline, _ := live.ReadCmdline()
+	mode := cmdline.Params["nixlive.demo"]
 	if mode == "shell" || (mode != "poweroff" && askShell()) {
 		shell()
 	}

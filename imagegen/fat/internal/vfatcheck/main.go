@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 func main() {
@@ -61,13 +63,8 @@ func main() {
 		}
 	}
 
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	disks := 0
-	for _, f := range strings.Fields(string(cmdline)) {
-		if v, ok := strings.CutPrefix(f, "vfatcheck.disks="); ok {
-			disks, _ = strconv.Atoi(v)
-		}
-	}
+	cmdline, _ := live.ReadCmdline()
+	disks, _ := strconv.Atoi(cmdline.Params["vfatcheck.disks"])
 	for i := range disks {
 		dev := "/dev/vd" + string(rune('a'+i))
 		deadline := time.Now().Add(10 * time.Second)

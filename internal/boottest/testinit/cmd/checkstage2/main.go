@@ -57,12 +57,8 @@ func fsMagic(p string) int64 {
 func main() {
 	os.MkdirAll("/proc", 0o555)
 	unix.Mount("proc", "/proc", "proc", 0, "") // stage 1 moved it here; EBUSY is fine
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	params := map[string]string{}
-	for _, f := range strings.Fields(string(cmdline)) {
-		k, v, _ := strings.Cut(f, "=")
-		params[k] = v
-	}
+	cmdline, _ := live.ReadCmdline()
+	params := cmdline.Params
 	_, copyToRAM := params["check.copytoram"]
 	ok := true
 	check := func(name string, pass bool, detail string) {

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/live"
 )
 
 // loadOrder lists the modules of the initrd (see testinit.WriteInitrd).
@@ -60,17 +62,16 @@ func main() {
 		logf("testinit: loaded %d modules", n)
 	}
 
-	raw, err := os.ReadFile("/proc/cmdline")
+	cmdline, err := live.ReadCmdline()
 	if err != nil {
 		logf("testinit: %v", err)
 	}
-	cmdline := strings.TrimSpace(string(raw))
-	logf("%s cmdline=%s", Marker, cmdline)
+	logf("%s cmdline=%s", Marker, cmdline.Raw)
 	for _, b := range blockDevices() {
 		logf("NIXLIVE-TESTINIT-BLOCK %s %d", b.name, b.size)
 	}
 
-	if hasArg(cmdline, "testinit.hang") {
+	if _, hang := cmdline.Params["testinit.hang"]; hang {
 		logf("testinit: hanging (testinit.hang)")
 		for {
 			time.Sleep(time.Hour)
@@ -167,13 +168,4 @@ func blockDevices() []blockDev {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
-}
-
-func hasArg(cmdline, arg string) bool {
-	for _, f := range strings.Fields(cmdline) {
-		if f == arg || strings.HasPrefix(f, arg+"=") {
-			return true
-		}
-	}
-	return false
 }
