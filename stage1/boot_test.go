@@ -24,8 +24,8 @@ import (
 	"github.com/nixlive/nixlive/internal/copyfile"
 )
 
-// bootTimeout bounds each wait on a machine: TCG on a loaded two-core
-// machine can be several times slower than the figures of REFERENCE.md §3.
+// bootTimeout bounds each wait on a machine: these boots take seconds under
+// TCG, and a loaded two-core machine can be several times slower.
 const bootTimeout = 3 * time.Minute
 
 // The timelines stage 1 writes, as checkstage2 prints them ("?": a step

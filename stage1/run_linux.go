@@ -160,8 +160,9 @@ func (b *Boot) mount(src, target string, m Mount) error {
 		if err != nil {
 			return fmt.Errorf("stage1: loop device for %s: %w", src, err)
 		}
-		// The loop device is auto-clearing: keep it open until the mount
-		// holds it, or the kernel detaches it (REFERENCE.md §3).
+		// The loop device is auto-clearing (LO_FLAGS_AUTOCLEAR, see
+		// loop(4)): keep it open until the mount holds it, or the kernel
+		// detaches it when the last opener closes it.
 		defer release()
 		src = loop
 	}

@@ -51,7 +51,8 @@ func TestRealResolve(t *testing.T) {
 	for _, f := range files {
 		names = append(names, nameOf(f))
 	}
-	// REFERENCE.md §3's -cdrom modules, by request order, each after its
+	// The modules a QEMU -cdrom boot needs (ata_piix, sr_mod, isofs,
+	// squashfs, loop, overlay), by request order, each after its
 	// dependencies in the order modprobe loads them.
 	assert.Equal(t, []string{"cdrom", "scsi_common", "scsi_mod", "sr_mod", "isofs", "libata", "ata_piix", "squashfs", "loop", "overlay"}, names)
 	checkOrder(t, db, files)
