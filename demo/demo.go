@@ -69,7 +69,6 @@ func (d *System) Build(ctx context.Context) (*Manifest, error) {
 	if d.Kernel == "" || d.ModulesDir == "" {
 		return nil, fmt.Errorf("demo: need the kernel and its modules (scripts/kernel.sh fetches Debian's)")
 	}
-	version := filepath.Base(d.ModulesDir)
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -86,128 +85,177 @@ func (d *System) Build(ctx context.Context) (*Manifest, error) {
 	if err := os.MkdirAll(st.root.HostStoreDir(), 0o755); err != nil {
 		return nil, err
 	}
+	in, err := d.buildInputs(ctx, tmp)
+	if err != nil {
+		return nil, err
+	}
+	d.logf("laying out the store in %s", storeRoot)
+	paths := map[string]string{}
+	for _, s := range d.storeSteps(in, paths) {
+		p, err := st.add(s.name, s.fill)
+		paths[s.key] = p
+		if err != nil {
+			return nil, err
+		}
+	}
+	iso := filepath.Join(d.Dir, "nixlive-demo.iso")
+	d.logf("writing %s", iso)
+	res, err := d.writeISO(ctx, st.root, paths, iso)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.writeManifest(st.root, paths["system"], iso)
+	if err != nil {
+		return nil, err
+	}
+	d.logf("%s: %d store paths, system %s", res.Path, res.StorePaths, m.System)
+	return m, nil
+}
 
+// inputs are what the store paths are made of, built from this source
+// tree: stage 2, demo-init, u-root's commands (a directory) and the initrd.
+type inputs struct {
+	stage2, demoInit, uroot, initrd string
+}
+
+func (d *System) buildInputs(ctx context.Context, tmp string) (*inputs, error) {
 	d.logf("building stage 2, demo-init and u-root's commands (go build, static)")
 	bins := filepath.Join(tmp, "bin")
 	if err := os.Mkdir(bins, 0o755); err != nil {
 		return nil, err
 	}
-	stage2, err := initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage2", bins)
-	if err != nil {
+	in := &inputs{uroot: filepath.Join(tmp, "uroot"), initrd: filepath.Join(d.Dir, "initrd")}
+	var err error
+	if in.stage2, err = initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage2", bins); err != nil {
 		return nil, err
 	}
-	demoInit, err := initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/demo-init", bins)
-	if err != nil {
+	if in.demoInit, err = initrd.BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/demo-init", bins); err != nil {
 		return nil, err
 	}
-	uroot := filepath.Join(tmp, "uroot")
-	if err := initrd.BuildURoot(ctx, uroot, Commands); err != nil {
+	if err := initrd.BuildURoot(ctx, in.uroot, Commands); err != nil {
 		return nil, err
 	}
-	d.logf("building the initrd for %s", version)
-	initrdFile := filepath.Join(d.Dir, "initrd")
-	if _, err := (&initrd.Initrd{ModulesDir: d.ModulesDir}).Build(ctx, initrdFile); err != nil {
+	d.logf("building the initrd for %s", d.version())
+	if _, err := (&initrd.Initrd{Output: in.initrd, ModulesDir: d.ModulesDir}).Build(ctx); err != nil {
 		return nil, err
 	}
+	return in, nil
+}
 
-	d.logf("laying out the store in %s", storeRoot)
-	paths := map[string]string{}
-	add := func(key, name string, fill func(dir string) error) error {
-		p, err := st.add(name, fill)
-		paths[key] = p
-		return err
-	}
-	steps := []struct {
-		key, name string
-		fill      func(dir string) error
-	}{
+// version is the kernel's, from its module directory's name.
+func (d *System) version() string { return filepath.Base(d.ModulesDir) }
+
+// storeStep makes one store path: key names it in paths, name is its name
+// after the hash, fill writes its contents into dir.
+type storeStep struct {
+	key, name string
+	fill      func(dir string) error
+}
+
+// storeSteps are the demo's store paths, each after those it refers to:
+// a step's fill reads the store paths of the earlier ones from paths.
+func (d *System) storeSteps(in *inputs, paths map[string]string) []storeStep {
+	version := d.version()
+	return []storeStep{
 		{"stage2", "nixlive-stage2", func(dir string) error {
-			return copyInto(stage2, filepath.Join(dir, "bin/stage2"), 0o555)
+			return copyInto(in.stage2, filepath.Join(dir, "bin/stage2"), 0o555)
 		}},
 		{"demo-init", "nixlive-demo-init", func(dir string) error {
-			return copyInto(demoInit, filepath.Join(dir, "bin/demo-init"), 0o555)
+			return copyInto(in.demoInit, filepath.Join(dir, "bin/demo-init"), 0o555)
 		}},
-		{"u-root", "u-root-core-0.16.0", func(dir string) error {
-			for _, c := range Commands {
-				if err := copyInto(filepath.Join(uroot, c), filepath.Join(dir, "bin", c), 0o555); err != nil {
-					return err
-				}
-			}
-			return os.Symlink("gosh", filepath.Join(dir, "bin/sh"))
-		}},
+		{"u-root", "u-root-core-0.16.0", func(dir string) error { return fillURoot(dir, in.uroot) }},
 		{"kernel", "linux-" + version, func(dir string) error {
 			return copyInto(d.Kernel, filepath.Join(dir, "bzImage"), 0o444)
 		}},
 		{"initrd", "initrd-linux-" + version, func(dir string) error {
-			return copyInto(initrdFile, filepath.Join(dir, "initrd"), 0o444)
+			return copyInto(in.initrd, filepath.Join(dir, "initrd"), 0o444)
 		}},
-		{"etc", "etc", func(dir string) error {
-			for name, text := range map[string]string{
-				"hostname":   "nixlive-demo\n",
-				"os-release": "NAME=NixOS\nID=nixos\nVERSION_ID=\"25.05\"\nPRETTY_NAME=\"NixOS 25.05 (nixlive demo)\"\nVARIANT=\"nixlive live CD demo\"\n",
-				"motd":       "This is the nixlive demo live system. The store is a squashfs on the ISO under a tmpfs overlay.\n",
-			} {
-				if err := writeInto(filepath.Join(dir, "etc", name), text, 0o444); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"system-path", "system-path", func(dir string) error {
-			if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-				return err
-			}
-			for _, c := range append([]string{"sh"}, Commands...) {
-				if err := os.Symlink(paths["u-root"]+"/bin/"+c, filepath.Join(dir, "bin", c)); err != nil {
-					return err
-				}
-			}
-			for _, l := range []string{"demo-init", "init"} {
-				if err := os.Symlink(paths["demo-init"]+"/bin/demo-init", filepath.Join(dir, "bin", l)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"system", "nixos-system-nixlive-demo-25.05", func(dir string) error {
-			for link, target := range map[string]string{
-				"init":   paths["stage2"] + "/bin/stage2",
-				"kernel": paths["kernel"] + "/bzImage",
-				"initrd": paths["initrd"] + "/initrd",
-				"sw":     paths["system-path"],
-				"etc":    paths["etc"] + "/etc",
-			} {
-				if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
-					return err
-				}
-			}
-			files := map[string]string{
-				"activate":       activateScript(paths),
-				"kernel-params":  strings.Join(demoKernelParams, " "),
-				"nixos-version":  "25.05-nixlive-demo",
-				"system":         "x86_64-linux",
-				"kernel-version": version,
-			}
-			for name, text := range files {
-				mode := fs.FileMode(0o444)
-				if name == "activate" {
-					mode = 0o555
-				}
-				if err := writeInto(filepath.Join(dir, name), text, mode); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"etc", "etc", fillEtc},
+		{"system-path", "system-path", func(dir string) error { return fillSystemPath(dir, paths) }},
+		{"system", "nixos-system-nixlive-demo-25.05", func(dir string) error { return fillSystem(dir, paths, version) }},
 	}
-	for _, s := range steps {
-		if err := add(s.key, s.name, s.fill); err != nil {
-			return nil, err
+}
+
+// fillURoot holds u-root's commands, with gosh as sh.
+func fillURoot(dir, uroot string) error {
+	for _, c := range Commands {
+		if err := copyInto(filepath.Join(uroot, c), filepath.Join(dir, "bin", c), 0o555); err != nil {
+			return err
 		}
 	}
-	system := paths["system"]
+	return os.Symlink("gosh", filepath.Join(dir, "bin/sh"))
+}
 
-	iso := filepath.Join(d.Dir, "nixlive-demo.iso")
+// fillEtc holds the files the activation script links into /etc.
+func fillEtc(dir string) error {
+	for name, text := range map[string]string{
+		"hostname":   "nixlive-demo\n",
+		"os-release": "NAME=NixOS\nID=nixos\nVERSION_ID=\"25.05\"\nPRETTY_NAME=\"NixOS 25.05 (nixlive demo)\"\nVARIANT=\"nixlive live CD demo\"\n",
+		"motd":       "This is the nixlive demo live system. The store is a squashfs on the ISO under a tmpfs overlay.\n",
+	} {
+		if err := writeInto(filepath.Join(dir, "etc", name), text, 0o444); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillSystemPath is the system's sw: links to u-root's commands and to
+// demo-init, also as init.
+func fillSystemPath(dir string, paths map[string]string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return err
+	}
+	for _, c := range append([]string{"sh"}, Commands...) {
+		if err := os.Symlink(paths["u-root"]+"/bin/"+c, filepath.Join(dir, "bin", c)); err != nil {
+			return err
+		}
+	}
+	for _, l := range []string{"demo-init", "init"} {
+		if err := os.Symlink(paths["demo-init"]+"/bin/demo-init", filepath.Join(dir, "bin", l)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillSystem is the system's top-level, as NixOS lays it out: init (stage
+// 2), kernel, initrd, sw, etc, activate and the small files that describe
+// the system.
+func fillSystem(dir string, paths map[string]string, version string) error {
+	for link, target := range map[string]string{
+		"init":   paths["stage2"] + "/bin/stage2",
+		"kernel": paths["kernel"] + "/bzImage",
+		"initrd": paths["initrd"] + "/initrd",
+		"sw":     paths["system-path"],
+		"etc":    paths["etc"] + "/etc",
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"activate":       activateScript(paths),
+		"kernel-params":  strings.Join(demoKernelParams, " "),
+		"nixos-version":  "25.05-nixlive-demo",
+		"system":         "x86_64-linux",
+		"kernel-version": version,
+	}
+	for name, text := range files {
+		mode := fs.FileMode(0o444)
+		if name == "activate" {
+			mode = 0o555
+		}
+		if err := writeInto(filepath.Join(dir, name), text, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeISO writes the demo's live ISO with imagegen's ISO builder.
+func (d *System) writeISO(ctx context.Context, store storepath.Root, paths map[string]string, iso string) (*imagegen.ISOResult, error) {
+	system := paths["system"]
 	epoch := int64(demoEpoch)
 	spec := &imagegen.Spec{
 		IsoName:             "nixlive-demo.iso",
@@ -224,13 +272,14 @@ func (d *System) Build(ctx context.Context) (*Manifest, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	d.logf("writing %s", iso)
-	res, err := (&imagegen.ISOBuild{Spec: spec, Store: st.root, Output: iso, Progress: d.Progress}).Build()
-	if err != nil {
-		return nil, err
-	}
+	return (&imagegen.ISO{Spec: spec, Store: store, Output: iso, Progress: d.Progress}).Build(ctx)
+}
+
+// writeManifest writes the registration on the ISO to DIR (for the tests
+// to compare with) and DIR/demo.json.
+func (d *System) writeManifest(store storepath.Root, system, iso string) (*Manifest, error) {
 	reg := filepath.Join(d.Dir, live.RegistrationName)
-	img := &imagegen.StoreImage{Roots: []string{system}, Store: st.root}
+	img := &imagegen.StoreImage{Roots: []string{system}, Store: store}
 	clo, regData, err := img.Closure()
 	if err != nil {
 		return nil, err
@@ -239,7 +288,7 @@ func (d *System) Build(ctx context.Context) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{
-		ISO: iso, VolumeID: VolumeID, System: system, StoreRoot: storeRoot, Registration: reg,
+		ISO: iso, VolumeID: VolumeID, System: system, StoreRoot: store.Dir, Registration: reg,
 		StorePaths: clo.Paths, KernelParams: demoKernelParams,
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -249,7 +298,6 @@ func (d *System) Build(ctx context.Context) (*Manifest, error) {
 	if err := atomicfile.WriteFile(filepath.Join(d.Dir, "demo.json"), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
-	d.logf("%s: %d store paths, system %s", res.Path, res.StorePaths, system)
 	return m, nil
 }
 

@@ -2,6 +2,7 @@ package imagegen
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -24,8 +25,8 @@ import (
 	"github.com/nixlive/nixlive/live"
 )
 
-// ISOBuild is one run of "imagegen build".
-type ISOBuild struct {
+// ISO builds a live ISO ("imagegen build") from a Spec.
+type ISO struct {
 	Spec  *Spec
 	Store storepath.Root
 	// Output is a file, or a directory to hold Spec.IsoName.
@@ -58,88 +59,117 @@ type input struct {
 	mode   fs.FileMode
 }
 
+// isoPlan is what Build learns from the spec and the host before it
+// writes anything.
+type isoPlan struct {
+	epoch          time.Time
+	out            string  // the final output file
+	kernel, initrd string  // on the host
+	contents       []input // the spec's contents
+	img            *StoreImage
+	clo            *closure.Closure // nil with a prebuilt Squashfs
+	reg            []byte
+}
+
 // Build writes the ISO. Every input is checked before the output is
 // created; the output appears only when complete.
-func (b *ISOBuild) Build() (*ISOResult, error) {
-	s := b.Spec
-	epoch, err := SourceDateEpoch()
+func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
+	p, err := b.plan()
 	if err != nil {
 		return nil, err
 	}
-	if s.SourceDateEpoch != nil {
-		epoch = time.Unix(*s.SourceDateEpoch, 0)
-	}
-	out, err := b.outputPath()
-	if err != nil {
-		return nil, err
-	}
-	kernel, err := b.hostFile("kernel", s.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	initrd, err := b.hostFile("initrd", s.Initrd)
-	if err != nil {
-		return nil, err
-	}
-	var inputs []input
-	for i, c := range s.Contents {
-		h, err := b.hostFile(fmt.Sprintf("contents[%d].source", i), c.Source)
-		if err != nil {
-			return nil, err
-		}
-		inputs = append(inputs, input{target: c.Target, host: h, field: fmt.Sprintf("contents[%d].target", i)})
-	}
-	for i, p := range s.StoreContents {
-		if _, err := storepath.ToStorePath(b.Store.Store(), p); err != nil {
-			return nil, fmt.Errorf("storeContents[%d]: %q is not in the store %s", i, p, b.Store.Store())
-		}
-	}
-	if _, err := storepath.ToStorePath(b.Store.Store(), s.System); err != nil {
-		return nil, fmt.Errorf("system: %q is not in the store %s", s.System, b.Store.Store())
-	}
-	img := &StoreImage{
-		Roots:       append(append([]string{}, s.StoreContents...), s.System),
-		Store:       b.Store,
-		Compression: s.SquashfsCompression,
-		Epoch:       epoch,
-		ClosureInfo: b.ClosureInfo,
-	}
-	var clo *closure.Closure
-	var reg []byte
-	if b.Squashfs != "" {
-		if _, err := os.Stat(b.Squashfs); err != nil {
-			return nil, fmt.Errorf("--squashfs: %w", err)
-		}
-	} else if clo, reg, err = img.Closure(); err != nil {
-		return nil, err
-	}
-
-	m := newMenu(s)
 	tmp, err := os.MkdirTemp("", "imagegen-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	boot, err := b.bootFiles(m, tmp, epoch)
+	inputs, err := b.bootFiles(newMenu(b.Spec), tmp, p.epoch)
 	if err != nil {
 		return nil, err
 	}
-	inputs = append(boot, inputs...)
-	inputs = append(inputs, input{target: isoKernel, host: kernel}, input{target: isoInitrd, host: initrd})
+	inputs = append(inputs, p.contents...)
+	inputs = append(inputs, input{target: isoKernel, host: p.kernel}, input{target: isoInitrd, host: p.initrd})
 	if err := checkTargets(inputs); err != nil {
 		return nil, err
 	}
-
-	isoPath := out
-	if s.CompressImage != "" {
+	isoPath := p.out
+	if b.Spec.CompressImage != "" {
 		isoPath = filepath.Join(tmp, "image.iso")
 	}
+	res, err := b.write(ctx, isoPath, p, inputs)
+	if err != nil {
+		return nil, err
+	}
+	if b.Spec.CompressImage != "" {
+		if err := compressFile(isoPath, p.out, b.Spec.CompressImage); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// plan checks the spec against the host: the dates, the output, every
+// file it names, its store paths, and the closure the store image holds.
+func (b *ISO) plan() (*isoPlan, error) {
+	s := b.Spec
+	p := &isoPlan{}
+	var err error
+	if p.epoch, err = SourceDateEpoch(); err != nil {
+		return nil, err
+	}
+	if s.SourceDateEpoch != nil {
+		p.epoch = time.Unix(*s.SourceDateEpoch, 0)
+	}
+	if p.out, err = b.outputPath(); err != nil {
+		return nil, err
+	}
+	if p.kernel, err = b.hostFile("kernel", s.Kernel); err != nil {
+		return nil, err
+	}
+	if p.initrd, err = b.hostFile("initrd", s.Initrd); err != nil {
+		return nil, err
+	}
+	for i, c := range s.Contents {
+		h, err := b.hostFile(fmt.Sprintf("contents[%d].source", i), c.Source)
+		if err != nil {
+			return nil, err
+		}
+		p.contents = append(p.contents, input{target: c.Target, host: h, field: fmt.Sprintf("contents[%d].target", i)})
+	}
+	for i, sp := range s.StoreContents {
+		if _, err := storepath.ToStorePath(b.Store.Store(), sp); err != nil {
+			return nil, fmt.Errorf("storeContents[%d]: %q is not in the store %s", i, sp, b.Store.Store())
+		}
+	}
+	if _, err := storepath.ToStorePath(b.Store.Store(), s.System); err != nil {
+		return nil, fmt.Errorf("system: %q is not in the store %s", s.System, b.Store.Store())
+	}
+	p.img = &StoreImage{
+		Roots:       append(append([]string{}, s.StoreContents...), s.System),
+		Store:       b.Store,
+		Compression: s.SquashfsCompression,
+		Epoch:       p.epoch,
+		ClosureInfo: b.ClosureInfo,
+	}
+	if b.Squashfs != "" {
+		if _, err := os.Stat(b.Squashfs); err != nil {
+			return nil, fmt.Errorf("--squashfs: %w", err)
+		}
+	} else if p.clo, p.reg, err = p.img.Closure(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// write writes the ISO file at isoPath: the inputs, the live system's
+// layout (/nix/store, /system, /init) and, last, the store image.
+func (b *ISO) write(ctx context.Context, isoPath string, p *isoPlan, inputs []input) (*ISOResult, error) {
 	f, err := atomicfile.Create(isoPath, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Abort()
-	opts, err := b.isoOptions(epoch)
+	opts, err := b.isoOptions(p.epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -148,48 +178,30 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 		return nil, err
 	}
 	for _, in := range inputs {
-		if err := addInput(w, in, epoch); err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := addInput(w, in, p.epoch); err != nil {
 			return nil, err
 		}
 	}
 	for _, h := range []iso9660.Header{
 		{Name: "nix/store", Mode: fs.ModeDir | 0o555},
-		{Name: "system", Mode: fs.ModeSymlink | 0o777, Linkname: s.System},
-		{Name: "init", Mode: fs.ModeSymlink | 0o777, Linkname: s.System + "/init"},
+		{Name: "system", Mode: fs.ModeSymlink | 0o777, Linkname: b.Spec.System},
+		{Name: "init", Mode: fs.ModeSymlink | 0o777, Linkname: b.Spec.System + "/init"},
 	} {
-		h.ModTime = epoch
+		h.ModTime = p.epoch
 		if err := w.WriteHeader(&h); err != nil {
 			return nil, err
 		}
 	}
-	// The store image goes last and straight into the ISO.
-	res := &ISOResult{Path: out}
+	res := &ISOResult{Path: p.out}
 	if b.Squashfs != "" {
-		if err := addInput(w, input{target: live.StoreImage, host: b.Squashfs}, epoch); err != nil {
+		if err := addInput(w, input{target: live.StoreImage, host: b.Squashfs}, p.epoch); err != nil {
 			return nil, err
 		}
-	} else {
-		st, err := w.Stream(&iso9660.Header{Name: live.StoreImage, Mode: 0o444, ModTime: epoch})
-		if err != nil {
-			return nil, err
-		}
-		meter := progress.New(b.Progress, live.StoreImage, int64(clo.TotalNarSize()))
-		sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: img.Compression, ModTime: epoch, Progress: meter.Set})
-		if err != nil {
-			return nil, err
-		}
-		err = img.WriteTo(sw, clo, reg)
-		if cerr := sw.Close(); err == nil {
-			err = cerr
-		}
-		meter.Done()
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Close(); err != nil {
-			return nil, err
-		}
-		res.StorePaths, res.Squashfs, res.Content = len(clo.Paths), st.Size(), sw.Stats()
+	} else if err := b.streamStoreImage(ctx, w, p, res); err != nil {
+		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -197,15 +209,37 @@ func (b *ISOBuild) Build() (*ISOResult, error) {
 	if err := f.Commit(); err != nil {
 		return nil, err
 	}
-	if s.CompressImage != "" {
-		if err := compressFile(isoPath, out, s.CompressImage); err != nil {
-			return nil, err
-		}
-	}
 	return res, nil
 }
 
-func (b *ISOBuild) outputPath() (string, error) {
+// streamStoreImage writes the store image straight into the ISO, with no
+// temporary file, and records its size and content in res.
+func (b *ISO) streamStoreImage(ctx context.Context, w *iso9660.Writer, p *isoPlan, res *ISOResult) error {
+	st, err := w.Stream(&iso9660.Header{Name: live.StoreImage, Mode: 0o444, ModTime: p.epoch})
+	if err != nil {
+		return err
+	}
+	meter := progress.New(b.Progress, live.StoreImage, int64(p.clo.TotalNarSize()))
+	sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: p.img.Compression, ModTime: p.epoch, Progress: meter.Set})
+	if err != nil {
+		return err
+	}
+	err = p.img.AddTo(ctx, sw, p.clo, p.reg)
+	if cerr := sw.Close(); err == nil {
+		err = cerr
+	}
+	meter.Done()
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	res.StorePaths, res.Squashfs, res.Content = len(p.clo.Paths), st.Size(), sw.Stats()
+	return nil
+}
+
+func (b *ISO) outputPath() (string, error) {
 	out := b.Output
 	if out == "" {
 		return "", errors.New("no output given")
@@ -224,7 +258,7 @@ func (b *ISOBuild) outputPath() (string, error) {
 
 // hostFile finds a spec's input on the host: a store path (or a path in
 // one) is read under the store root, anything else as given.
-func (b *ISOBuild) hostFile(field, p string) (string, error) {
+func (b *ISO) hostFile(field, p string) (string, error) {
 	h := p
 	if strings.HasPrefix(p, b.Store.Store()+"/") {
 		h = b.Store.HostPath(p)
@@ -239,7 +273,7 @@ func (b *ISOBuild) hostFile(field, p string) (string, error) {
 	return h, nil
 }
 
-func (b *ISOBuild) isoOptions(epoch time.Time) (iso9660.Options, error) {
+func (b *ISO) isoOptions(epoch time.Time) (iso9660.Options, error) {
 	s := b.Spec
 	o := iso9660.Options{
 		VolumeID:    s.VolumeID,
@@ -270,7 +304,7 @@ func (b *ISOBuild) isoOptions(epoch time.Time) (iso9660.Options, error) {
 
 // bootFiles makes the bootloaders' files: isolinux and its menu, the GRUB
 // EFI loader and its menu, and the FAT image the EFI entry boots.
-func (b *ISOBuild) bootFiles(m *menu, tmp string, epoch time.Time) ([]input, error) {
+func (b *ISO) bootFiles(m *menu, tmp string, epoch time.Time) ([]input, error) {
 	s := b.Spec
 	var in []input
 	if s.Boot.BIOS {

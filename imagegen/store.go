@@ -4,6 +4,7 @@
 package imagegen
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path"
@@ -35,8 +36,13 @@ func SourceDateEpoch() (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
-// StoreImage describes a store image to build.
+// StoreImage builds a store image: the squashfs of a closure with its
+// registration, as NixOS's nix-store.squashfs.
 type StoreImage struct {
+	// Output is the image file; RegistrationOutput, when set, also gets the
+	// registration.
+	Output             string
+	RegistrationOutput string
 	// Roots are the store paths (or links into the store) whose closure
 	// goes into the image.
 	Roots []string
@@ -101,11 +107,11 @@ func (s *StoreImage) checkRoots(c *closure.Closure) error {
 	return nil
 }
 
-// WriteTo adds the closure to w with NixOS's layout (mksquashfs
+// AddTo adds the closure to w with NixOS's layout (mksquashfs
 // -keep-as-directory -all-root -no-hardlinks): nix-path-registration and one
 // directory (or file, or link) per store path at the root, everything owned
 // by root, store mtimes kept, the root and the registration dated Epoch.
-func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte) error {
+func (s *StoreImage) AddTo(ctx context.Context, w *squashfs.Writer, c *closure.Closure, reg []byte) error {
 	if err := w.WriteHeader(&squashfs.Header{Name: ".", Mode: os.ModeDir | 0o755, ModTime: s.Epoch}); err != nil {
 		return err
 	}
@@ -117,6 +123,9 @@ func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte)
 	}
 	allRoot := func(_ string, h *squashfs.Header) { h.Uid, h.Gid = 0, 0 }
 	for _, p := range c.Paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		host := s.Store.HostPath(p)
 		if err := w.AddPath(path.Base(p), host, allRoot); err != nil {
 			return fmt.Errorf("imagegen: store path %s: %w", p, err)
@@ -125,9 +134,9 @@ func (s *StoreImage) WriteTo(w *squashfs.Writer, c *closure.Closure, reg []byte)
 	return nil
 }
 
-// Build writes the image to out (atomically: a failed build leaves no file)
-// and, when regOut is set, the registration beside it.
-func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
+// Build writes the image to Output (atomically: a failed build leaves no
+// file) and, when RegistrationOutput is set, the registration there.
+func (s *StoreImage) Build(ctx context.Context) (*StoreResult, error) {
 	c, reg, err := s.Closure()
 	if err != nil {
 		return nil, err
@@ -136,7 +145,7 @@ func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
 	meter := progress.New(s.Progress, "squashfs", int64(c.TotalNarSize()))
 	defer meter.Done()
 
-	f, err := atomicfile.Create(out, 0o644)
+	f, err := atomicfile.Create(s.Output, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("imagegen: %w", err)
 	}
@@ -151,15 +160,15 @@ func (s *StoreImage) Build(out, regOut string) (*StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.WriteTo(w, c, reg); err != nil {
+	if err := s.AddTo(ctx, w, c, reg); err != nil {
 		w.Close()
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	if regOut != "" {
-		if err := atomicfile.WriteFile(regOut, reg, 0o644); err != nil {
+	if s.RegistrationOutput != "" {
+		if err := atomicfile.WriteFile(s.RegistrationOutput, reg, 0o644); err != nil {
 			return nil, fmt.Errorf("imagegen: %w", err)
 		}
 	}

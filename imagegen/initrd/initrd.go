@@ -32,8 +32,10 @@ var DefaultModules = []string{
 	"isofs", "squashfs", "loop", "overlay", "vfat", "nls_cp437", "nls_iso8859_1", "ext4",
 }
 
-// Initrd describes one initrd to build.
+// Initrd builds one initrd.
 type Initrd struct {
+	// Output is the initrd file.
+	Output string
 	// Stage1 is a prebuilt stage1 binary; empty builds it from this module
 	// with "go build" (static, CGO_ENABLED=0).
 	Stage1 string
@@ -50,23 +52,28 @@ type Initrd struct {
 	RescueShell bool
 }
 
-// Build writes the initrd, a zstd-compressed newc cpio archive, to out
+// Result says what went into an initrd.
+type Result struct {
+	Entries int // cpio records: directories, files and links
+}
+
+// Build writes the initrd, a zstd-compressed newc cpio archive, to Output
 // (atomically). The same inputs give the same bytes.
-func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) {
+func (in *Initrd) Build(ctx context.Context) (*Result, error) {
 	tmp, err := os.MkdirTemp("", "imagegen-initrd-")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	init := in.Stage1
 	if init == "" {
 		if init, err = BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	prog, err := os.ReadFile(init)
 	if err != nil {
-		return 0, fmt.Errorf("initrd: stage1: %w", err)
+		return nil, fmt.Errorf("initrd: stage1: %w", err)
 	}
 	recs := []cpio.Record{
 		cpio.Directory(".", 0o755),
@@ -80,14 +87,14 @@ func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) 
 	if in.RescueShell {
 		bins, err := rescueRecords(ctx, tmp)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		recs = append(recs, bins...)
 	}
 	if in.ModulesDir != "" {
 		mods, err := in.moduleRecords()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		recs = append(recs, mods...)
 	}
@@ -102,21 +109,21 @@ func (in *Initrd) Build(ctx context.Context, out string) (files int, err error) 
 	var raw bytes.Buffer
 	cw := cpio.Newc.Writer(&raw)
 	if err := cpio.WriteRecords(cw, recs); err != nil {
-		return 0, fmt.Errorf("initrd: cpio: %w", err)
+		return nil, fmt.Errorf("initrd: cpio: %w", err)
 	}
 	if err := cpio.WriteTrailer(cw); err != nil {
-		return 0, fmt.Errorf("initrd: cpio: %w", err)
+		return nil, fmt.Errorf("initrd: cpio: %w", err)
 	}
 	// The kernel's zstd decompressor wants single-threaded frames; level 19
 	// costs a second at most on a few MiB.
 	z, err := zstd.CompressLevel(nil, raw.Bytes(), 19)
 	if err != nil {
-		return 0, fmt.Errorf("initrd: zstd: %w", err)
+		return nil, fmt.Errorf("initrd: zstd: %w", err)
 	}
-	if err := atomicfile.WriteFile(out, z, 0o644); err != nil {
-		return 0, fmt.Errorf("initrd: %w", err)
+	if err := atomicfile.WriteFile(in.Output, z, 0o644); err != nil {
+		return nil, fmt.Errorf("initrd: %w", err)
 	}
-	return len(recs), nil
+	return &Result{Entries: len(recs)}, nil
 }
 
 // moduleRecords copies the chosen modules and reduced module database files

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
+	"github.com/nixlive/nixlive/live"
+)
+
+// buildCmd runs "imagegen build": a live ISO from a spec.
+func buildCmd(args []string, stdout, stderr *os.File) error {
+	fs := flag.NewFlagSet("imagegen build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required)")
+	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
+	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
+	sqfs := fs.String("squashfs", "", "use this prebuilt "+live.StoreImage+" `file` instead of building one from storeContents")
+	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso [flags]\n\n"+
+			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		fmt.Fprintln(stderr, "imagegen build: want one SPEC file and -o")
+		fs.Usage()
+		return errUsage
+	}
+	spec, err := imagegen.ReadSpec(pos[0])
+	if err != nil {
+		return err
+	}
+	b := &imagegen.ISO{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo}
+	res, err := b.Build(context.Background())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d store paths, %s %d bytes\n", res.Path, res.StorePaths, live.StoreImage, res.Squashfs)
+	if res.Content.Content > 0 {
+		fmt.Fprintf(stdout, "%s: %s\n", live.StoreImage, describeContent(res.Content))
+	}
+	return nil
+}
