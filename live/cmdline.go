@@ -14,18 +14,9 @@ import (
 // live.timeout= says otherwise.
 const DefaultTimeout = 30 * time.Second
 
-// Cmdline is what stage 1 takes from the kernel command line
-// (/proc/cmdline).
-//
-// Tokens are split as the kernel splits them (lib/cmdline.c, next_arg):
-// at whitespace outside double quotes, where whitespace is the kernel's
-// isspace (space, \t, \n, \v, \f, \r and the byte 0xA0). A token is a key,
-// or key=value split at its first '='. The kernel removes only these
-// quotes, and so does ParseCmdline: one opening the token together with the
-// one closing it ("key=a b" → key, "a b"), and one opening the value
-// together with the one closing the token (key="a b" → key, "a b"). Other
-// quotes stay: a"b c"d is the one token a"b c"d. A token "--" ends the
-// parameters; what follows goes to init (InitArgs).
+// Cmdline is what the stages take from the kernel command line, split into
+// tokens as the kernel itself splits them (see nextToken). A token "--" ends
+// the parameters; what follows goes to init (InitArgs).
 type Cmdline struct {
 	Init         string            // init= (stage 2), default "/init"
 	SystemConfig string            // systemConfig=
@@ -60,17 +51,13 @@ func (r Root) String() string {
 	return r.Device
 }
 
-// ParseCmdline parses a kernel command line. Unknown parameters are kept in
-// Params. Boolean flags are set by the bare key, or key=1/y/yes/on/true, and
-// cleared by key=0/n/no/off/false. Parameters given twice: the last wins.
-//
-// It fails, naming the parameter, only for values that would otherwise make
-// the boot hang or fail obscurely: a root= of unknown form (not LABEL=,
-// UUID= or an absolute /dev path), a live.timeout= that is not a
-// non-negative number of seconds, and an init=, live.init= or findiso= that
-// is not an absolute path. Even then it returns the Cmdline, filled as far
-// as possible (the bad values left at their defaults), so that a caller can
-// still honour boot.shell_on_fail.
+// ParseCmdline parses a kernel command line; unknown parameters are kept in
+// Params. Flags are set by the bare key or key=1/y/yes/on/true, cleared by
+// key=0/n/no/off/false; the last of a repeated parameter wins. It refuses,
+// naming the parameter, only values that would make the boot hang or fail
+// obscurely (a root= of unknown form, a bad live.timeout=, a relative
+// init=, live.init= or findiso=), and even then returns what it parsed, so
+// that a caller can still honour boot.shell_on_fail.
 func ParseCmdline(s string) (*Cmdline, error) {
 	c := &Cmdline{Init: "/init", Timeout: DefaultTimeout, Params: map[string]string{}, Raw: s}
 	var errs []error
@@ -166,8 +153,13 @@ func isSpace(b byte) bool {
 	return b == ' ' || (b >= '\t' && b <= '\r') || b == 0xA0
 }
 
-// nextToken is the kernel's next_arg: it skips leading whitespace, splits
-// off one token and returns it with the rest of s.
+// nextToken is the kernel's next_arg (lib/cmdline.c): it skips leading
+// whitespace (the kernel's isspace), splits off one token at whitespace
+// outside double quotes, and returns it with the rest of s. A token is key
+// or key=value, split at its first '='. Like the kernel, it removes only a
+// quote opening the token with the one closing it ("key=a b") and a quote
+// opening the value with the one closing the token (key="a b"); a"b c"d
+// stays one token as it is.
 func nextToken(s string) (token, string) {
 	for s != "" && isSpace(s[0]) {
 		s = s[1:]

@@ -1,3 +1,17 @@
+// Package blkid identifies the file system on a block device by its magic
+// numbers, as util-linux's blkid does, for the types a live boot looks at,
+// and reports the label and UUID that /dev/disk/by-label and by-uuid show:
+//   - iso9660: "CD001" at byte 0x8001; the label is the primary volume
+//     descriptor's volume ID; the UUID is its modification date (else its
+//     creation date) as "YYYY-MM-DD-HH-MM-SS-cc". An isohybrid ISO, which
+//     also carries an MBR, is iso9660.
+//   - squashfs: "hsqs" at 0; no label or UUID.
+//   - ext2/3/4: magic 0xEF53 at 1024+56; ext4 if it uses a feature ext3
+//     lacks, else ext3 if it has a journal; the UUID as 8-4-4-4-12 hex.
+//   - vfat (FAT12/16/32): a sane boot sector; its label (not the root
+//     directory's label entry) and the volume serial as XXXX-XXXX.
+//
+// Not supported: partition tables, btrfs, xfs, ntfs, LUKS and others.
 package blkid
 
 import (
@@ -20,26 +34,9 @@ const ProbeSize = 64 << 10
 
 const pvdOffset = 0x8000 // the ISO 9660 primary volume descriptor: sector 16
 
-// Probe identifies the file system on r by its magic numbers, as blkid does
-// for the types stage 1 cares about, in this order:
-//   - iso9660: "CD001" at byte 0x8001; Label is the primary volume
-//     descriptor's volume ID (ISOLabel); UUID is made from the descriptor's
-//     modification date, or its creation date when that is unset (all
-//     digits '0' and a zero time zone), as "YYYY-MM-DD-HH-MM-SS-cc" —
-//     blkid's ID_FS_UUID for an ISO, which /dev/disk/by-uuid shows. A date
-//     that is not 16 ASCII digits gives no UUID.
-//   - squashfs: "hsqs" at 0; no label or UUID.
-//   - ext2/3/4: magic 0xEF53 in the superblock at 1024; ext4 if it uses a
-//     feature ext3 lacks, else ext3 if it has a journal, else ext2; the
-//     16-byte label and the UUID as 8-4-4-4-12 lower-case hex.
-//   - vfat (FAT12/16/32): a boot sector with a jump instruction, the 0x55AA
-//     signature and a sane BIOS parameter block; the boot sector's label
-//     (its root directory label entry is not read) and the volume serial as
-//     XXXX-XXXX.
-//
-// An isohybrid ISO, which also carries an MBR, is reported as iso9660.
-// Errors are read errors only; a device too short to hold a file system
-// gives FS{} and no error.
+// Probe identifies the file system on r (see the package doc for the types,
+// in the order tried). Errors are read errors only; a device too short to
+// hold a file system gives FS{} and no error.
 func Probe(r io.ReaderAt) (FS, error) {
 	pvd, err := readAt(r, pvdOffset, 2048)
 	if err != nil {
