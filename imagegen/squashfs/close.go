@@ -16,20 +16,9 @@ func (w *Writer) Close() error {
 	if w.closed {
 		return errors.New("squashfs: Close twice")
 	}
-	ferr := w.finishFile()
-	w.flushFragment()
-	w.closed = true
-	close(w.order)
-	close(w.work)
-	<-w.sinkDone
-	w.workersWG.Wait()
-	if ferr != nil {
-		return ferr
-	}
-	if err := w.failed(); err != nil {
+	if err := w.drain(); err != nil {
 		return err
 	}
-
 	b := &tableBuilder{
 		w:      w,
 		inodes: newMetaWriter(w.opts.Compression.newEncoder(w.bs, false)),
@@ -41,17 +30,37 @@ func (w *Writer) Close() error {
 	if err := b.writeDir(w.root, count+1); err != nil {
 		return err
 	}
-	inodeTable, err := b.inodes.finish()
-	if err != nil {
-		return fmt.Errorf("squashfs: compress inode table: %w", err)
+	sb := w.newSuperblock(count)
+	if err := w.writeTables(&sb, b); err != nil {
+		return err
 	}
-	dirTable, err := b.dirs.finish()
-	if err != nil {
-		return fmt.Errorf("squashfs: compress directory table: %w", err)
+	if _, err := w.f.WriteAt(sb.marshal(), 0); err != nil {
+		return fmt.Errorf("squashfs: write superblock: %w", err)
 	}
+	return nil
+}
 
+// drain finishes the last file and its fragment, and waits until the
+// workers and the sink are done with every job.
+func (w *Writer) drain() error {
+	ferr := w.finishFile()
+	w.flushFragment()
+	w.closed = true
+	close(w.order)
+	close(w.work)
+	<-w.sinkDone
+	w.workersWG.Wait()
+	if ferr != nil {
+		return ferr
+	}
+	return w.failed()
+}
+
+// newSuperblock is the superblock of the image, but for the table positions
+// and the size, which writeTables fills in.
+func (w *Writer) newSuperblock(inodes uint32) superblock {
 	sb := superblock{
-		Inodes:           count,
+		Inodes:           inodes,
 		MkfsTime:         unixTime(w.opts.ModTime),
 		BlockSize:        uint32(w.bs),
 		Fragments:        uint32(len(w.fragments)),
@@ -74,7 +83,21 @@ func (w *Writer) Close() error {
 	if w.opts.Compression.Algorithm == None {
 		sb.Flags |= flagNoInodeCompression | flagNoDataCompression | flagNoFragmentCompression | flagNoXattrCompression | flagNoIDCompression
 	}
+	return sb
+}
 
+// writeTables writes, after the data, the inode and directory tables b
+// made, the fragment and id tables, and the padding to 4 KiB, and records
+// where each table starts in sb.
+func (w *Writer) writeTables(sb *superblock, b *tableBuilder) error {
+	inodeTable, err := b.inodes.finish()
+	if err != nil {
+		return fmt.Errorf("squashfs: compress inode table: %w", err)
+	}
+	dirTable, err := b.dirs.finish()
+	if err != nil {
+		return fmt.Errorf("squashfs: compress directory table: %w", err)
+	}
 	s := w.sink
 	sb.InodeTableStart = uint64(s.offset())
 	write := func(p []byte) {
@@ -112,13 +135,7 @@ func (w *Writer) Close() error {
 	if err == nil {
 		err = s.flush()
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := w.f.WriteAt(sb.marshal(), 0); err != nil {
-		return fmt.Errorf("squashfs: write superblock: %w", err)
-	}
-	return nil
+	return err
 }
 
 func writeIndexedTable(s *sink, m *metaWriter, err error) (uint64, error) {
