@@ -65,7 +65,6 @@ func mbrEntry(status, typ byte, start, count int64) []byte {
 // writeHybrid writes the MBR (boot code, the location of the BIOS boot
 // image, the partition table) and, if asked, the GPT and its backup.
 func (w *Writer) writeHybrid(total int64) error {
-	hy := w.opts.Hybrid
 	var bios, efi *node
 	for _, e := range w.opts.Boot {
 		n := w.nodes[mustClean(e.Path)]
@@ -78,9 +77,25 @@ func (w *Writer) writeHybrid(total int64) error {
 	}
 	digest := w.dig.Sum(nil)
 	secs := total * 4 // 512-byte sectors
+	if err := w.writeMBR(bios, efi, digest, secs); err != nil {
+		return err
+	}
+	if !w.opts.Hybrid.GPT {
+		return nil
+	}
+	if efi == nil {
+		return errors.New("iso9660: a GPT needs an EFI boot entry for its EFI System Partition")
+	}
+	return w.writeGPT(efi, digest, secs)
+}
+
+// writeMBR writes isohybrid's MBR: the boot code with the BIOS boot
+// image's location, a disk signature from the digest, a partition over the
+// whole image and, with an EFI entry, one over the EFI image.
+func (w *Writer) writeMBR(bios, efi *node, digest []byte, secs int64) error {
 	mbr := make([]byte, 512)
 	if bios != nil {
-		copy(mbr, hy.MBR[:432])
+		copy(mbr, w.opts.Hybrid.MBR[:432])
 		binary.LittleEndian.PutUint64(mbr[432:], uint64(bios.lba)*4)
 	}
 	copy(mbr[440:444], digestOf(append(digest, "mbr"...))[:4])
@@ -92,12 +107,13 @@ func (w *Writer) writeHybrid(total int64) error {
 	if _, err := w.f.WriteAt(mbr, 0); err != nil {
 		return fmt.Errorf("iso9660: write MBR: %w", err)
 	}
-	if !hy.GPT {
-		return nil
-	}
-	if efi == nil {
-		return errors.New("iso9660: a GPT needs an EFI boot entry for its EFI System Partition")
-	}
+	return nil
+}
+
+// writeGPT writes the GPT (UEFI specification, chapter 5) with one EFI
+// System Partition over the EFI image: the primary header and entries
+// after the MBR, the backup ones at the end of the image.
+func (w *Writer) writeGPT(efi *node, digest []byte, secs int64) error {
 	entries := make([]byte, gptEntries*gptEntrySize)
 	e := entries[:0]
 	e = append(e, espType...)
