@@ -10,20 +10,26 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/nixlive/nixlive/demo/demoinit"
-	"github.com/nixlive/nixlive/internal/boottest/vmtest"
+	"github.com/nixlive/nixlive/internal/boottest/qemu"
 	"github.com/nixlive/nixlive/internal/gobuild"
+)
+
+// Limits on a slow machine: TCG on two loaded cores boots several times
+// slower than the half minute an idle one takes.
+const (
+	bootLimit     = 30 * time.Minute // until demo-init's offer of a shell
+	poweroffLimit = 5 * time.Minute  // from "q" to QEMU's exit
+	sessionLimit  = 24 * time.Hour   // an interactive session
 )
 
 func main() {
@@ -39,103 +45,94 @@ func main() {
 	}
 	t0 := time.Now()
 	run(imagegen, "demo", "-o", *dir)
+	iso := filepath.Join(*dir, "nixlive-demo.iso")
 	log.Printf("demo: built in %.1f s; booting %s in QEMU (TCG, %s)\n", time.Since(t0).Seconds(),
-		filepath.Join(*dir, "nixlive-demo.iso"), map[bool]string{false: "SeaBIOS", true: "OVMF"}[*uefi])
+		iso, map[bool]string{false: "SeaBIOS", true: "OVMF"}[*uefi])
 
-	// -cpu max: RDRAND, as real machines have (see vmtest.Options.CPU).
-	opts := vmtest.Options{CDROM: filepath.Join(*dir, "nixlive-demo.iso"), MemoryMB: 1024, CPU: "max"}
+	// -cpu max: RDRAND, as real machines have (see qemu.Options.CPU).
+	opts := qemu.Options{Name: "demo", CDROM: iso, MemoryMB: 1024, CPU: "max", Output: os.Stdout}
 	if *uefi {
-		opts.Firmware = vmtest.OVMF
+		opts.Firmware = qemu.OVMF
 	}
-	args, err := opts.Args()
+	vm, err := qemu.Start(opts)
 	if err != nil {
 		log.Fatal("demo: ", err)
 	}
-	qemu := exec.Command(vmtest.QEMU, args...)
-	stdin, err := qemu.StdinPipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	out, err := qemu.StdoutPipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	qemu.Stderr = os.Stderr
-	if err := qemu.Start(); err != nil {
-		log.Fatal("demo: ", err)
-	}
-
 	restore := func() {}
-	if *interactive && term.IsTerminal(int(os.Stdin.Fd())) {
-		if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-			restore = func() { term.Restore(int(os.Stdin.Fd()), old); fmt.Println() }
-		}
-	}
-	var mu sync.Mutex
-	var console bytes.Buffer
-	answered := false
-	buf := make([]byte, 4096)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			n, err := out.Read(buf)
-			if n > 0 {
-				os.Stdout.Write(buf[:n])
-				mu.Lock()
-				console.Write(buf[:n])
-				if !answered && bytes.Contains(console.Bytes(), []byte(demoinit.ShellOffer)) {
-					answered = true
-					if *interactive {
-						io.WriteString(stdin, "\n")
-					} else {
-						io.WriteString(stdin, "q\n")
-					}
-				}
-				mu.Unlock()
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	if *interactive {
-		go func() {
-			b := make([]byte, 256)
-			for {
-				n, err := os.Stdin.Read(b)
-				if i := bytes.IndexByte(b[:n], 0x1d); i >= 0 { // Ctrl-]
-					qemu.Process.Kill()
-					return
-				}
-				if n > 0 {
-					stdin.Write(b[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
+		restore = rawTerminal()
+		go forwardKeys(vm)
 	}
-	<-done
-	qerr := qemu.Wait()
+	qerr := boot(vm, *interactive)
+	vm.Stop()
 	restore()
-	mu.Lock()
-	text := strings.ReplaceAll(console.String(), "\r\n", "\n")
-	mu.Unlock()
-	rep, err := demoinit.Parse(text)
+	report(strings.ReplaceAll(vm.Console(), "\r", ""), qerr, iso)
+}
+
+// boot answers demo-init's offer of a shell once it is on the console
+// ("q" powers off; Enter takes the shell) and waits for QEMU's exit.
+func boot(vm *qemu.VM, interactive bool) error {
+	limit := poweroffLimit
+	if _, err := vm.ExpectString(demoinit.ShellOffer, bootLimit); err != nil {
+		return err
+	}
+	if interactive {
+		vm.Enter()
+		limit = sessionLimit
+	} else {
+		vm.Type("q")
+	}
+	return vm.Wait(limit)
+}
+
+// rawTerminal puts the terminal, if stdin is one, in raw mode, so that
+// keys go to the guest as typed; it returns what restores it.
+func rawTerminal() (restore func()) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return func() {}
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return func() {}
+	}
+	return func() { term.Restore(fd, old); fmt.Println() }
+}
+
+// forwardKeys sends stdin to the guest's console until Ctrl-], which kills
+// QEMU.
+func forwardKeys(vm *qemu.VM) {
+	b := make([]byte, 256)
+	for {
+		n, err := os.Stdin.Read(b)
+		if bytes.IndexByte(b[:n], 0x1d) >= 0 { // Ctrl-]
+			vm.Kill()
+			return
+		}
+		if n > 0 {
+			vm.Send(string(b[:n]))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// report prints demo-init's report once more, without the boot messages
+// around it, and fails unless the live system found no problem.
+func report(console string, qerr error, iso string) {
+	rep, err := demoinit.Parse(console)
 	if err != nil {
 		log.Fatalf("demo: %v (QEMU: %v)", err, qerr)
 	}
-	// The report once more, without the boot messages around it.
-	if i := strings.LastIndex(text, "=== nixlive demo"); i >= 0 {
-		j := strings.LastIndex(text, demoinit.Marker)
-		fmt.Printf("\n%s", text[i:j])
+	if i := strings.LastIndex(console, "=== nixlive demo"); i >= 0 {
+		j := strings.LastIndex(console, demoinit.Marker)
+		fmt.Printf("\n%s", console[i:j])
 	}
 	if !rep.OK() {
 		log.Fatalf("demo: the live system has %d problem(s)", len(rep.Problems))
 	}
-	log.Printf("demo: ok: %d store paths registered and valid; the ISO is %s", rep.Registered, filepath.Join(*dir, "nixlive-demo.iso"))
+	log.Printf("demo: ok: %d store paths registered and valid; the ISO is %s", rep.Registered, iso)
 }
 
 func run(name string, args ...string) {

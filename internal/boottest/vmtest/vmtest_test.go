@@ -1,11 +1,9 @@
 package vmtest_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,72 +156,4 @@ func TestDisksSeen(t *testing.T) {
 	}
 	assert.Equal(t, []string{"sda 1048576", "sr0 3145728", "vda 2097152"}, devs)
 	assert.NotContains(t, vm.Console(), "testinit: loading", "module load errors")
-}
-
-func TestQEMUArgs(t *testing.T) {
-	dir := t.TempDir()
-	img := filepath.Join(dir, "a.img")
-	vmlinuz := filepath.Join(dir, "vmlinuz")
-	for _, f := range []string{img, vmlinuz} {
-		require.NoError(t, os.WriteFile(f, nil, 0o644))
-	}
-	args, err := vmtest.Options{
-		Kernel:    vmlinuz,
-		Append:    "console=ttyS0 panic=-1",
-		Disks:     []vmtest.Disk{{Path: img}, {Path: img, Virtio: true, Snapshot: true}, {Path: img, Snapshot: true}},
-		Firmware:  vmtest.OVMF,
-		MemoryMB:  512,
-		ExtraArgs: []string{"-S"},
-	}.Args()
-	require.NoError(t, err)
-	for _, want := range [][]string{
-		{"-accel", "tcg"},
-		{"-M", "pc"},
-		{"-m", "512"},
-		{"-no-reboot"},
-		{"-nic", "none"},
-		{"-serial", "stdio"},
-		{"-bios", vmtest.DefaultOVMF},
-		{"-kernel", vmlinuz},
-		{"-append", "console=ttyS0 panic=-1"},
-		{"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=0"},
-		{"-drive", "file=" + img + ",format=raw,if=virtio,snapshot=on"},
-		{"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=1,snapshot=on"},
-		{"-S"},
-	} {
-		assert.True(t, containsSeq(args, want), "%q in %q", want, args)
-	}
-	assert.False(t, slices.Contains(args, "-initrd"))
-
-	args, err = vmtest.Options{CDROM: img}.Args()
-	require.NoError(t, err)
-	assert.True(t, containsSeq(args, []string{"-cdrom", img}))
-	assert.True(t, containsSeq(args, []string{"-m", "1024"}), "default memory")
-	assert.False(t, slices.Contains(args, "-bios"), "SeaBIOS is QEMU's default")
-
-	for _, bad := range []vmtest.Options{
-		{Kernel: filepath.Join(dir, "missing")},
-		{Initrd: img},
-		{Disks: []vmtest.Disk{{Path: img}, {Path: img}, {Path: img}}},
-		{Firmware: vmtest.Firmware(7)},
-	} {
-		_, err := bad.Args()
-		assert.Error(t, err, "%+v", bad)
-	}
-}
-
-func containsSeq(s, seq []string) bool {
-	for i := 0; i+len(seq) <= len(s); i++ {
-		if slices.Equal(s[i:i+len(seq)], seq) {
-			return true
-		}
-	}
-	return false
-}
-
-func TestKernelSkipsWithReason(t *testing.T) {
-	t.Setenv(vmtest.KernelDirEnv, t.TempDir())
-	_, err := vmtest.FindKernel()
-	require.Error(t, err)
-	assert.True(t, errors.Is(err, os.ErrNotExist), "%v", err)
 }

@@ -1,7 +1,8 @@
-package vmtest
+package qemu
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestTailIsCut(t *testing.T) {
 	for range 100 {
 		vm.addLocked([]byte("x\n"))
 	}
-	tail := vm.tail()
+	tail := vm.Tail()
 	assert.True(t, strings.HasPrefix(tail, "\t... (40 earlier lines)\n"), tail)
 	assert.Equal(t, TailLines, strings.Count(tail, "\t| x"))
 }
@@ -55,4 +56,19 @@ func TestCreateLogIsUnique(t *testing.T) {
 		names = append(names, filepath.Base(f.Name()))
 	}
 	assert.Equal(t, []string{"vm.console.log", "vm-2.console.log", "vm-3.console.log"}, names)
+}
+
+// A prompt waits on the incomplete last line: ExpectPrompt sees it there,
+// and the line, once complete, is consumed.
+func TestExpectPromptSeesThePartialLine(t *testing.T) {
+	vm := &VM{changed: make(chan struct{}), panicAt: -1}
+	vm.addLocked([]byte("booting\r\n\x1b[?25l> "))
+	re := regexp.MustCompile(`^> *$`)
+	assert.Nil(t, vm.matchLocked(re, false), "Expect waits for complete lines")
+	assert.NotNil(t, vm.matchLocked(re, true), "ExpectPrompt")
+	assert.Nil(t, vm.matchLocked(re, true), "the prompt is consumed")
+	vm.addLocked([]byte("ls\r\n> \r\n"))
+	assert.Equal(t, []string{"booting", "> ls", "> "}, vm.lines)
+	assert.NotNil(t, vm.matchLocked(re, false), "the next prompt, not the typed line")
+	assert.Equal(t, 3, vm.next)
 }

@@ -1,12 +1,10 @@
-package vmtest
+package qemu
 
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // DefaultKernelDir is where scripts/kernel.sh puts Debian's cloud kernel
@@ -14,7 +12,7 @@ import (
 const DefaultKernelDir = "/var/cache/nixlive/kernel"
 
 // KernelDirEnv names the environment variable that overrides
-// DefaultKernelDir, for scripts/kernel.sh and for these helpers alike.
+// DefaultKernelDir, for scripts/kernel.sh and for FindKernel alike.
 const KernelDirEnv = "NIXLIVE_KERNEL_DIR"
 
 // KernelFiles is a kernel unpacked by scripts/kernel.sh.
@@ -58,43 +56,4 @@ func FindKernel() (KernelFiles, error) {
 		}
 	}
 	return k, nil
-}
-
-// Kernel returns the path of the Debian cloud kernel's vmlinuz, or skips
-// the test if scripts/kernel.sh has not fetched it.
-func Kernel(t testing.TB) string {
-	t.Helper()
-	return KernelAndModules(t).Vmlinuz
-}
-
-// KernelAndModules is Kernel with the modules directory and version too.
-func KernelAndModules(t testing.TB) KernelFiles {
-	t.Helper()
-	k, err := FindKernel()
-	if err != nil {
-		t.Skipf("Debian cloud kernel not available: run scripts/kernel.sh (make test does): %v", err)
-	}
-	return k
-}
-
-// QEMU is the emulator the harness runs.
-const QEMU = "qemu-system-x86_64"
-
-// HaveQEMU skips the test unless qemu-system-x86_64 is installed.
-func HaveQEMU(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath(QEMU); err != nil {
-		t.Skipf("%s not found: install qemu-system-x86 (make test does)", QEMU)
-	}
-}
-
-// DefaultOVMF is the Debian ovmf package's firmware image for -bios.
-const DefaultOVMF = "/usr/share/ovmf/OVMF.fd"
-
-// HaveOVMF skips the test unless DefaultOVMF exists.
-func HaveOVMF(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat(DefaultOVMF); err != nil {
-		t.Skipf("UEFI firmware %s not available: install ovmf (make test does)", DefaultOVMF)
-	}
 }
