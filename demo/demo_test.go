@@ -85,7 +85,8 @@ func TestDemo(t *testing.T) {
 			vm := vmtest.Start(t, vmtest.Options{Name: "demo-" + tc.name, Firmware: tc.fw, CDROM: m.ISO, CPU: "max"})
 			vm.MustExpect(regexp.MustCompile(regexp.QuoteMeta(demoinit.Marker)), timeout)
 			vm.MustExpectString(demoinit.ShellOffer, time.Minute)
-			require.NoError(t, vm.Send("q\n"))
+			// "q" and Enter, typed once demo-init asks: it reads a line.
+			vm.MustType("q")
 			vm.MustWait(time.Minute)
 			rep, err := demoinit.Parse(strings.ReplaceAll(vm.Console(), "\r", ""))
 			require.NoError(t, err)

@@ -4,7 +4,6 @@ package stage1_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,6 +51,10 @@ var (
 
 // wrongLabel is a label no device has.
 const wrongLabel = "nixlive-no-such-label"
+
+// rescuePrompt is the rescue shell's prompt, the empty input line of
+// u-root's line editor (bubbline): "> ".
+var rescuePrompt = regexp.MustCompile(`^> *$`)
 
 // summary collects one line per boot for the log at the end.
 type summary struct {
@@ -204,18 +207,16 @@ func TestBoot(t *testing.T) {
 		})
 		expectNotFound(t, vm)
 		expect(t, vm, `stage1: boot\.shell_on_fail: starting /bin/sh`)
-		// The shell may still be setting up its line editor: type again
-		// if the first command got lost.
-		sr0 := regexp.MustCompile(`(^|\s)sr0(\s|$)`)
-		var err error
-		for try := 0; try < 3; try++ {
-			require.NoError(t, vm.Send("ls /dev\n"))
-			if _, err = vm.Expect(sr0, time.Minute); !errors.Is(err, vmtest.ErrTimeout) {
-				break
-			}
-		}
+		// Type only at the line editor's prompt: before it, the terminal
+		// is not yet in raw mode, and Enter (CR) would reach the editor
+		// as LF, a newline within the input. The prompt comes again
+		// after each command.
+		vm.MustExpectPrompt(rescuePrompt, bootTimeout)
+		vm.MustType("ls /dev")
+		_, err := vm.Expect(regexp.MustCompile(`(^|\s)sr0(\s|$)`), bootTimeout)
 		require.NoError(t, err, "ls /dev in the rescue shell")
-		require.NoError(t, vm.Send("exit\n"))
+		vm.MustExpectPrompt(rescuePrompt, bootTimeout)
+		vm.MustType("exit")
 		expect(t, vm, `stage1: the rescue shell exited; halting`) // after the line editor's last words
 		vm.MustExpectString("reboot: System halted", bootTimeout)
 		assert.NotContains(t, vm.Console(), livetest.ResultPrefix, "stage 2 ran")
