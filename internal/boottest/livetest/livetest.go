@@ -22,23 +22,24 @@
 package livetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nixlive/nixlive/imagegen/iso9660"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/gobuild"
@@ -385,34 +386,33 @@ func (e *Env) BuildISO(t testing.TB, name string, spec []byte, flags ...string) 
 }
 
 // FileExtent returns where a file of the ISO's Rock Ridge tree (such as
-// "nix-store.squashfs") lies in the image, in bytes.
+// "nix-store.squashfs") lies in the image, in bytes, as xorriso (an
+// independent reader) reports it.
 func FileExtent(iso, name string) (off, size int64, err error) {
-	f, err := os.Open(iso)
+	out, err := exec.Command("xorriso", "-indev", iso, "-find", "/"+name, "-exec", "report_lba", "--").CombinedOutput()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("xorriso -indev %s: %v\n%s", iso, err, out)
 	}
-	defer f.Close()
-	im, err := iso9660.Open(f)
-	if err != nil {
-		return 0, 0, err
+	ms := reportLBA.FindAllSubmatch(out, -1)
+	if len(ms) == 0 {
+		return 0, 0, fmt.Errorf("%s: no %s (xorriso: %s)", iso, name, bytes.TrimSpace(out))
 	}
-	found := false
-	errFound := errors.New("found")
-	err = im.Walk(func(en iso9660.Entry) error {
-		if strings.TrimPrefix(en.Path, "/") == name {
-			off, size, found = int64(en.LBA)*2048, en.Size, true
-			return errFound
+	for i, m := range ms { // one line per extent
+		lba, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		n, _ := strconv.ParseInt(string(m[2]), 10, 64)
+		if i == 0 {
+			off = lba * 2048
+		} else if lba*2048 != off+size {
+			return 0, 0, fmt.Errorf("%s: %s is not contiguous", iso, name)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFound) {
-		return 0, 0, err
-	}
-	if !found {
-		return 0, 0, fmt.Errorf("%s: no %s", iso, name)
+		size += n
 	}
 	return off, size, nil
 }
+
+// reportLBA matches a line of xorriso's -exec report_lba: extent number,
+// start block, blocks, bytes, path.
+var reportLBA = regexp.MustCompile(`(?m)^File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*,\s*(\d+)\s*,`)
 
 // Ext4Image makes an ext4 disk image at img holding file at path inside
 // it (mkfs.ext4 -d: no root, no mount), with room to spare.
