@@ -114,66 +114,64 @@ func makePlan(t *tree, opts Options) (*plan, error) {
 	if !p.hasLabel {
 		p.label = [11]byte{'N', 'O', ' ', 'N', 'A', 'M', 'E', ' ', ' ', ' ', ' '}
 	}
-
-	// Name every entry and count directory slots; list directories and
-	// files in a fixed order: depth first, by name.
-	var walk func(d *entry) error
-	walk = func(d *entry) error {
-		sort.Slice(d.kids, func(i, j int) bool { return d.kids[i].name < d.kids[j].name })
-		var label *[11]byte
-		if d == t.root && p.hasLabel {
-			label = &p.label
-		}
-		if err := assignShortNames(d, label); err != nil {
-			return err
-		}
-		d.slots = 0
-		if d != t.root {
-			d.slots = 2 // "." and ".."
-		} else if p.hasLabel {
-			d.slots = 1
-		}
-		for _, e := range d.kids {
-			e.units = utf16.Encode([]rune(e.name))
-			d.slots++
-			if e.lfn {
-				d.slots += lfnSlots(len(e.units))
-			}
-		}
-		if d.slots > maxDirEnt {
-			what := "directory"
-			if d == t.root {
-				what = "the root directory"
-			}
-			return pathErr(d.path, ErrTooLarge, "%s needs %d entries (long names take several); FAT allows %d", what, d.slots, maxDirEnt)
-		}
-		p.dirs = append(p.dirs, d)
-		for _, e := range d.kids {
-			if !e.dir {
-				p.files = append(p.files, e)
-			}
-		}
-		for _, e := range d.kids {
-			if e.dir {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := walk(t.root); err != nil {
+	if err := p.walk(t.root); err != nil {
 		return nil, err
 	}
+	return p.choose()
+}
 
-	var contentBytes int64
-	for _, f := range p.files {
-		contentBytes += f.size
+// walk names every entry under d and counts its directory slots, and lists
+// directories and files in a fixed order: depth first, by name.
+func (p *plan) walk(d *entry) error {
+	sort.Slice(d.kids, func(i, j int) bool { return d.kids[i].name < d.kids[j].name })
+	var label *[11]byte
+	if d == p.root && p.hasLabel {
+		label = &p.label
 	}
+	if err := assignShortNames(d, label); err != nil {
+		return err
+	}
+	d.slots = 0
+	if d != p.root {
+		d.slots = 2 // "." and ".."
+	} else if p.hasLabel {
+		d.slots = 1
+	}
+	for _, e := range d.kids {
+		e.units = utf16.Encode([]rune(e.name))
+		d.slots++
+		if e.lfn {
+			d.slots += lfnSlots(len(e.units))
+		}
+	}
+	if d.slots > maxDirEnt {
+		what := "directory"
+		if d == p.root {
+			what = "the root directory"
+		}
+		return pathErr(d.path, ErrTooLarge, "%s needs %d entries (long names take several); FAT allows %d", what, d.slots, maxDirEnt)
+	}
+	p.dirs = append(p.dirs, d)
+	for _, e := range d.kids {
+		if !e.dir {
+			p.files = append(p.files, e)
+		}
+	}
+	for _, e := range d.kids {
+		if e.dir {
+			if err := p.walk(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
-	// Candidates: the forced type or each type in turn, the forced cluster
-	// size or each one allowed; within the first type that fits, the
-	// smallest image wins (the larger cluster on a tie).
+// choose tries the candidates: the forced type or each type in turn, the
+// forced cluster size or each one allowed; within the first type that
+// fits, the smallest image wins (the larger cluster on a tie).
+func (p *plan) choose() (*plan, error) {
+	opts := p.opts
 	types := []Type{FAT12, FAT16, FAT32}
 	if opts.Type != 0 {
 		types = []Type{opts.Type}
@@ -204,6 +202,10 @@ func makePlan(t *tree, opts Options) (*plan, error) {
 			best.allocate()
 			return best, nil
 		}
+	}
+	var contentBytes int64
+	for _, f := range p.files {
+		contentBytes += f.size
 	}
 	return nil, &Error{Err: ErrTooLarge, Detail: fmt.Sprintf("content of %d bytes in %d files does not fit: %s", contentBytes, len(p.files), strings.Join(reasons, "; "))}
 }
