@@ -1,3 +1,13 @@
+// Package demo builds the demo live system ("imagegen demo", "make demo")
+// from this source tree alone, with Debian's kernel and boot loaders: a
+// small store whose paths carry the names "nix-store --add" gives them
+// (stage 2, u-root's shell and core commands, demo-init, the kernel, the
+// initrd, /etc and the system top-level with its activate script), its
+// registration, the initrd and the live ISO, built with imagegen and
+// imagegen/initrd.
+//
+// It is a demonstration and a test fixture, not a NixOS system: there is no
+// Nix evaluation, no systemd and no real activation beyond /etc.
 package demo
 
 import (

@@ -1,6 +1,3 @@
-// Package imagegen builds what a NixOS live CD is made of: the squashfs
-// image of a store closure with its nix-path-registration (this file), and,
-// in later parts, the ISO and the initrd.
 package imagegen
 
 import (

@@ -1,3 +1,13 @@
+// Package initrd builds the live CD's initrd: a zstd-compressed newc cpio
+// archive whose /init is stage 1 (a static Go binary built from this
+// module, or a prebuilt one), with the kernel modules stage 1 loads and
+// their dependencies under lib/modules/VER, the module database cut down to
+// them for coldplug, and, on request, u-root's shell and core commands as a
+// rescue shell. Same inputs, same bytes.
+//
+// Not supported: firmware files, microcode, compressors other than zstd,
+// busybox or systemd in the initrd (NixOS's stage 1 uses them; ours is one
+// Go program).
 package initrd
 
 import (
