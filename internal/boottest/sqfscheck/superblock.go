@@ -171,51 +171,71 @@ func ParseSuperblock(out string) (Info, error) {
 				return i, fmt.Errorf("unexpected line %q", line)
 			}
 			i.BlockSize, sawBlockSize = n, true
-		case line == "Filesystem is exportable via NFS":
-			i.Exportable = true
-		case line == "Filesystem is not exportable via NFS":
-		case strings.HasPrefix(line, "Inodes are "):
-			i.InodesCompressed = line == "Inodes are compressed"
-		case strings.HasPrefix(line, "Data is "):
-			i.DataCompressed = line == "Data is compressed"
-		case strings.HasPrefix(line, "Uids/Gids (Id table) are "):
-			i.IDsCompressed = strings.HasSuffix(line, " are compressed")
-		case strings.HasPrefix(line, "Fragments are "):
-			i.FragmentsStored = line != "Fragments are not stored"
-			i.FragmentsCompressed = line == "Fragments are compressed"
-		case strings.HasPrefix(line, "Always-use-fragments option is "):
-			i.AlwaysFragments = line == "Always-use-fragments option is specified"
-		case strings.HasPrefix(line, "Xattrs are "):
-			i.XattrsStored = line != "Xattrs are not stored"
-			i.XattrsCompressed = line == "Xattrs are compressed"
-		case strings.HasPrefix(line, "Duplicates are "):
-			i.Duplicates = line == "Duplicates are removed"
 		case strings.HasPrefix(line, "Number of "):
-			k := strings.LastIndexByte(line, ' ')
-			n, err := strconv.Atoi(line[k+1:])
-			if err != nil {
-				return i, fmt.Errorf("unexpected line %q", line)
-			}
-			switch line[:k] {
-			case "Number of fragments":
-				i.Fragments = n
-			case "Number of inodes":
-				i.Inodes = n
-			case "Number of ids":
-				i.IDs = n
-			case "Number of xattr ids":
-				i.XattrIDs = n
-			default:
-				i.Other = append(i.Other, line)
+			if err := i.count(line); err != nil {
+				return i, err
 			}
 		default:
-			i.Other = append(i.Other, line)
+			if !i.flag(line) {
+				i.Other = append(i.Other, line)
+			}
 		}
 	}
 	if !sawCompression || !sawBlockSize {
 		return i, fmt.Errorf("no compression or block size in unsquashfs -s output:\n%s", head(out, 20))
 	}
 	return i, nil
+}
+
+// flag reads a line of unsquashfs -s that states a superblock flag; it
+// reports whether the line was one.
+func (i *Info) flag(line string) bool {
+	switch {
+	case line == "Filesystem is exportable via NFS":
+		i.Exportable = true
+	case line == "Filesystem is not exportable via NFS":
+	case strings.HasPrefix(line, "Inodes are "):
+		i.InodesCompressed = line == "Inodes are compressed"
+	case strings.HasPrefix(line, "Data is "):
+		i.DataCompressed = line == "Data is compressed"
+	case strings.HasPrefix(line, "Uids/Gids (Id table) are "):
+		i.IDsCompressed = strings.HasSuffix(line, " are compressed")
+	case strings.HasPrefix(line, "Fragments are "):
+		i.FragmentsStored = line != "Fragments are not stored"
+		i.FragmentsCompressed = line == "Fragments are compressed"
+	case strings.HasPrefix(line, "Always-use-fragments option is "):
+		i.AlwaysFragments = line == "Always-use-fragments option is specified"
+	case strings.HasPrefix(line, "Xattrs are "):
+		i.XattrsStored = line != "Xattrs are not stored"
+		i.XattrsCompressed = line == "Xattrs are compressed"
+	case strings.HasPrefix(line, "Duplicates are "):
+		i.Duplicates = line == "Duplicates are removed"
+	default:
+		return false
+	}
+	return true
+}
+
+// count reads a "Number of ..." line of unsquashfs -s.
+func (i *Info) count(line string) error {
+	k := strings.LastIndexByte(line, ' ')
+	n, err := strconv.Atoi(line[k+1:])
+	if err != nil {
+		return fmt.Errorf("unexpected line %q", line)
+	}
+	switch line[:k] {
+	case "Number of fragments":
+		i.Fragments = n
+	case "Number of inodes":
+		i.Inodes = n
+	case "Number of ids":
+		i.IDs = n
+	case "Number of xattr ids":
+		i.XattrIDs = n
+	default:
+		i.Other = append(i.Other, line)
+	}
+	return nil
 }
 
 // Superblock flags.
