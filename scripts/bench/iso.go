@@ -28,20 +28,7 @@ func benchISO(work, imagegen, store, info string, paths []string) string {
 	dir := filepath.Join(work, "iso")
 	os.RemoveAll(dir)
 	must(os.MkdirAll(dir, 0o755))
-	initrd := filepath.Join(dir, "initrd")
-	must(os.WriteFile(initrd, pseudoRandom(16<<20), 0o644))
-	spec := map[string]any{
-		"volumeID":      "nixos-bench-25.05-x86_64",
-		"system":        paths[0],
-		"kernel":        "/var/cache/nixlive/kernel/vmlinuz",
-		"initrd":        initrd,
-		"storeContents": paths,
-		"boot":          map[string]any{"timeout": 10},
-	}
-	specPath := filepath.Join(dir, "spec.json")
-	b, err := json.Marshal(spec)
-	must(err)
-	must(os.WriteFile(specPath, b, 0o644))
+	specPath := writeISOSpec(dir, paths)
 
 	ours := filepath.Join(dir, "ours.iso")
 	// The reference gets our boot files (menus, efi.img, loaders) as its
@@ -51,12 +38,7 @@ func benchISO(work, imagegen, store, info string, paths []string) string {
 	sq := filepath.Join(root, live.StoreImage)
 	ref := filepath.Join(dir, "ref.iso")
 	args := nixosMksquashfs(sq, 19, append([]string{reg}, hostPaths(store, paths)...)...)
-	xorriso := []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",
-		"-full-iso9660-filenames", "-joliet", "-r",
-		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", ".boot.cat", "-no-emul-boot",
-		"-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
-		"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
-		"-o", ref, root}
+	xorriso := xorrisoArgs(ref, root)
 	var oursRuns, sqRuns, xRuns, pipeRuns, oursCPU, pipeCPU []time.Duration
 	var content contentStats
 	for i := 0; i < runs; i++ {
@@ -118,6 +100,37 @@ expected to take much less than %.2f× the pipeline's.
 		os.Remove(p)
 	}
 	return res
+}
+
+// writeISOSpec writes the spec of the bench ISO (Debian's kernel, a 16 MiB
+// incompressible initrd, the closure of paths) in dir; it returns its path.
+func writeISOSpec(dir string, paths []string) string {
+	initrd := filepath.Join(dir, "initrd")
+	must(os.WriteFile(initrd, pseudoRandom(16<<20), 0o644))
+	spec := map[string]any{
+		"volumeID":      "nixos-bench-25.05-x86_64",
+		"system":        paths[0],
+		"kernel":        "/var/cache/nixlive/kernel/vmlinuz",
+		"initrd":        initrd,
+		"storeContents": paths,
+		"boot":          map[string]any{"timeout": 10},
+	}
+	specPath := filepath.Join(dir, "spec.json")
+	b, err := json.Marshal(spec)
+	must(err)
+	must(os.WriteFile(specPath, b, 0o644))
+	return specPath
+}
+
+// xorrisoArgs are make-iso9660-image.sh's xorriso flags for the ISO ref
+// of the tree root.
+func xorrisoArgs(ref, root string) []string {
+	return []string{"-as", "mkisofs", "-quiet", "-iso-level", "3", "-volid", "nixos-bench-25.05-x86_64",
+		"-full-iso9660-filenames", "-joliet", "-r",
+		"-eltorito-boot", "isolinux/isolinux.bin", "-eltorito-catalog", ".boot.cat", "-no-emul-boot",
+		"-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
+		"-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
+		"-o", ref, root}
 }
 
 // contentStats are the figures of imagegen's summary line, in bytes (to
