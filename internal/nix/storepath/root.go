@@ -1,13 +1,14 @@
 package storepath
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/nixlive/nixlive/internal/nix/nixroot"
 )
 
 // Root is a store seen through a host directory, like Nix's `--store DIR`
@@ -89,16 +90,14 @@ func isDebris(n string, names map[string]bool) bool {
 	return false
 }
 
-// maxLinks bounds symlink chasing in Resolve, as the kernel does, so that
-// a loop is an error rather than a hang.
-const maxLinks = 40
-
-// Resolve maps p to the store path it designates, the way Nix's
-// followLinksToStorePath does: p may be a store path, a path inside a
-// store path (mapped to that store path), or a host symlink (chain) whose
-// target eventually lies inside the store. Link targets are taken as
-// logical paths, as Nix does: a link to /nix/store/x-foo/bin/sh resolves
-// to /nix/store/x-foo without looking at the host's /nix.
+// Resolve maps p, a host path (relative to the working directory or
+// absolute), to the store path it designates, the way Nix's
+// followLinksToStorePath does (src/libstore/store-api.cc): p may be a
+// store path, a path inside a store path (mapped to that store path), or
+// a host symlink (chain) whose target eventually lies inside the store.
+// Link targets are taken as logical paths, as Nix does: a link to
+// /nix/store/x-foo/bin/sh resolves to /nix/store/x-foo without looking at
+// the host's /nix.
 //
 // As a convenience beyond Nix, a host path under r.HostStoreDir() (e.g.
 // DIR/nix/store/<hash>-foo when Dir is DIR) is accepted too: it can only
@@ -106,65 +105,78 @@ const maxLinks = 40
 //
 // Resolve does not check that the store path exists.
 func (r Root) Resolve(p string) (StorePath, error) {
+	abs := p
+	if !filepath.IsAbs(abs) {
+		var err error
+		if abs, err = filepath.Abs(p); err != nil {
+			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
+		}
+	}
+	alias := r.HostStoreDir()
+	if alias == r.Store() {
+		alias = ""
+	}
+	return r.followLinks(nixroot.Root("/"), p, abs, alias)
+}
+
+// ResolveInRoot is Resolve for p, an absolute path inside r.Dir seen as
+// "/" (nixroot): its components and the links met on the way are
+// resolved inside r.Dir, as Nix with --store DIR running chrooted in DIR
+// would see them.
+func (r Root) ResolveInRoot(p string) (StorePath, error) {
+	if !path.IsAbs(p) {
+		return StorePath{}, fmt.Errorf("storepath: %s: not an absolute path", p)
+	}
+	return r.followLinks(nixroot.New(r.Dir), p, p, "")
+}
+
+// followLinks is the one store-path resolver: it walks p inside in and
+// stops as soon as the path is in the store (or under alias, the host
+// store dir), without looking at the store path itself: whether it is
+// valid is the database's business, as for Nix.
+func (r Root) followLinks(in nixroot.Root, given, p, alias string) (StorePath, error) {
 	store := r.Store()
-	hostStore := r.HostStoreDir()
-	cur := p
-	if !filepath.IsAbs(cur) {
-		abs, err := filepath.Abs(cur)
-		if err != nil {
-			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
+	w, err := in.Walk(p, true, func(q string) bool {
+		return inDir(q, store) || (alias != "" && inDir(q, alias))
+	})
+	switch {
+	case err != nil:
+		return StorePath{}, fmt.Errorf("storepath: %w", err)
+	case w.Stopped:
+		q := w.Path
+		if alias != "" && inDir(q, alias) {
+			q = store + strings.TrimPrefix(q, alias)
 		}
-		cur = abs
+		return ToStorePath(store, q)
+	case w.Missing:
+		return StorePath{}, fmt.Errorf("storepath: %w", &NotInStoreError{Path: given, Store: store, Missing: w.Path, links: w.Links})
 	}
-	cur = filepath.Clean(cur)
-	for i := 0; ; i++ {
-		if inDir(cur, store) {
-			return ToStorePath(store, cur)
-		}
-		if hostStore != store && inDir(cur, hostStore) {
-			return ToStorePath(store, store+strings.TrimPrefix(cur, hostStore))
-		}
-		if i == maxLinks {
-			return StorePath{}, fmt.Errorf("storepath: %s: too many levels of symbolic links", p)
-		}
-		fi, err := os.Lstat(cur)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				e := &NotInStoreError{Path: p, Store: store}
-				if i > 0 {
-					// Only worth saying for a link target.
-					e.Missing = cur
-				}
-				return StorePath{}, fmt.Errorf("storepath: %w", e)
-			}
-			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			return StorePath{}, fmt.Errorf("storepath: %w", &NotInStoreError{Path: p, Store: store})
-		}
-		target, err := os.Readlink(cur)
-		if err != nil {
-			return StorePath{}, fmt.Errorf("storepath: %s: %w", p, err)
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(cur), target)
-		}
-		cur = filepath.Clean(target)
+	e := &NotInStoreError{Path: given, Store: store, links: w.Links}
+	if w.Links > 0 {
+		e.LeadsTo = w.Path
 	}
+	return StorePath{}, fmt.Errorf("storepath: %w", e)
 }
 
 // NotInStoreError is returned by Resolve for a path that neither lies in
 // the store nor leads there through symlinks. It is a type so that callers
-// can re-wrap it under their own prefix without stacking prefixes.
+// can re-wrap it under their own prefix without stacking prefixes, or say
+// it in their own words.
 type NotInStoreError struct {
 	Path    string // as given
 	Store   string // the logical store dir
-	Missing string // a link target that does not exist on the host, if any
+	Missing string // the path that does not exist (Path itself, or where its links lead), if any
+	LeadsTo string // where Path's links lead, if it is a link
+	links   int    // how many links were followed
 }
 
 func (e *NotInStoreError) Error() string {
-	if e.Missing != "" {
+	switch {
+	case e.Missing != "" && e.links > 0:
+		// Only worth saying for a link target.
 		return fmt.Sprintf("%s: not in the store %s (%s does not exist)", e.Path, e.Store, e.Missing)
+	case e.LeadsTo != "":
+		return fmt.Sprintf("%s: not in the store %s (it leads to %s)", e.Path, e.Store, e.LeadsTo)
 	}
 	return fmt.Sprintf("%s: not in the store %s", e.Path, e.Store)
 }

@@ -225,3 +225,43 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err)
 	})
 }
+
+const sp1 = "/nix/store/i1rngfb9rq4fk4vdafz5qalx07flbs9g-f1"
+
+// TestResolveStorePath resolves inside a root (ResolveInRoot), as
+// postboot's set-profile does.
+func TestResolveStorePath(t *testing.T) {
+	dir := t.TempDir()
+	r := storepath.Root{Dir: dir}
+	mk := func(p string) { require.NoError(t, os.MkdirAll(filepath.Join(dir, p), 0o755)) }
+	ln := func(target, p string) {
+		mk(filepath.Dir(p))
+		require.NoError(t, os.Symlink(target, filepath.Join(dir, p)))
+	}
+	mk("run")
+	ln(sp1, "run/current-system")                      // absolute, into the store
+	ln("current-system", "run/rel")                    // relative chain
+	ln("/run/current-system", "run/abs")               // absolute chain, inside the root
+	ln("../../../../run/current-system", "run/dotdot") // ".." stops at the root
+	ln(sp1+"/sw/bin", "run/deep")                      // below a store path
+	ln("/etc/nowhere", "run/dangling")
+	ln("loop", "run/loop")
+	ln("/var/run", "run2") // an intermediate link
+	ln("/run", "var/run")  // ... to a link
+	ln("/nix/store/.links", "run/links")
+	mk("etc")
+
+	for _, p := range []string{"/run/current-system", "/run/rel", "/run/abs", "/run/dotdot", "/run/deep",
+		sp1, sp1 + "/bin/sh", "/run2/current-system", "/run/../run/abs"} {
+		got, err := r.ResolveInRoot(p)
+		require.NoError(t, err, p)
+		require.Equal(t, sp1, got.Abs(""), p)
+	}
+	for _, p := range []string{"/run/dangling", "/run/loop", "/etc", "/run/links", "/nowhere", "run/current-system"} {
+		_, err := r.ResolveInRoot(p)
+		require.Error(t, err, p)
+	}
+	// The store path itself need not exist in the root.
+	_, err := os.Stat(filepath.Join(dir, sp1))
+	require.True(t, os.IsNotExist(err))
+}
