@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/postboot"
 )
 
 // badCases are registrations load-db must refuse, with the line the
@@ -72,7 +72,7 @@ func TestBadRegistrations(t *testing.T) {
 
 	existing := t.TempDir()
 	other := registration.Marshal(synthRecords(50, 7))
-	_, err = (&postboot.Store{Root: existing}).LoadDB(bytes.NewReader(other))
+	_, err = (&nixdb.Store{Root: existing}).LoadDB(bytes.NewReader(other))
 	require.NoError(t, err)
 
 	haveNix := true
@@ -112,7 +112,7 @@ func TestBadRegistrations(t *testing.T) {
 
 	// The good one loads, and loads over the existing database.
 	require.NoError(t, os.WriteFile(filepath.Join(t.TempDir(), "x"), good, 0o644))
-	_, err = (&postboot.Store{Root: existing}).LoadDB(bytes.NewReader(good))
+	_, err = (&nixdb.Store{Root: existing}).LoadDB(bytes.NewReader(good))
 	require.NoError(t, err)
 	require.Len(t, queryRows(t, openSQL(t, existing), "select path from ValidPaths"), 53)
 }
@@ -129,7 +129,7 @@ func FuzzLoadDB(f *testing.F) {
 	}
 	f.Add(registration.Marshal(synthRecords(5, 3)))
 	template := f.TempDir()
-	_, err := (&postboot.Store{Root: template}).LoadDB(bytes.NewReader(registration.Marshal(synthRecords(5, 3))))
+	_, err := (&nixdb.Store{Root: template}).LoadDB(bytes.NewReader(registration.Marshal(synthRecords(5, 3))))
 	require.NoError(f, err)
 	templateFiles := dbFiles(f, template)
 	f.Fuzz(func(t *testing.T, input []byte) {
@@ -141,7 +141,7 @@ func FuzzLoadDB(f *testing.F) {
 			root = filepath.Join(t.TempDir(), "root")
 			nixtest.CopyStorePaths(t, template, root, []string{"/nix"})
 		}
-		_, err = (&postboot.Store{Root: root}).LoadDB(bytes.NewReader(input))
+		_, err = (&nixdb.Store{Root: root}).LoadDB(bytes.NewReader(input))
 		if err != nil {
 			require.Equal(t, templateFiles, dbFiles(t, root), "refused (%v), but the database changed", err)
 			return

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/postboot"
 )
 
 // TestKill runs the postboot binary on a large registration and kills it
@@ -52,7 +52,7 @@ func TestKill(t *testing.T) {
 	fresh := filepath.Join(dir, "fresh")
 	require.NoError(t, os.MkdirAll(fresh, 0o755))
 	withOld := filepath.Join(dir, "old")
-	_, err := (&postboot.Store{Root: withOld}).LoadDB(bytes.NewReader(registration.Marshal(old)))
+	_, err := (&nixdb.Store{Root: withOld}).LoadDB(bytes.NewReader(registration.Marshal(old)))
 	require.NoError(t, err)
 	for _, root := range []string{fresh, withOld} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, "run"), 0o755))

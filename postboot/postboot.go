@@ -5,32 +5,12 @@
 //	touch /etc/NIXOS
 //	nix-env -p /nix/var/nix/profiles/system --set /run/current-system
 //
-// Each step leaves on disk what the Nix 2.8 command leaves (the same
-// database rows, links and directories), so that the Nix of the booted
-// system takes over a store it could have made itself. Everything works
-// on a root directory that stands for "/" (Nix's `--store DIR`): paths
-// given and written are inside it, and symlinks are followed inside it.
-//
-// See Store.LoadDB, Store.TouchNixOS and Store.SetProfile for the steps,
-// Config.Run for all three, Default for stage 2 and Main for the command
-// line.
-//
-// Where the result differs from Nix 2.8's, on purpose:
-//   - the database's bytes (SQLite version, page layout) differ; what Nix
-//     reads from it does not (rows, ids, schema text, journal mode);
-//   - a derivation's output paths are recorded but not checked against
-//     the derivation's hash (Nix's checkInvariants);
-//   - an empty registration with no database creates nothing (Nix would
-//     create an empty database);
-//   - a profile link that already points at the right generation is left
-//     alone (nix-env makes it again);
-//   - temporary links are named .NAME.tmp-PID-RANDOM, so that one left
-//     behind by a kill never looks like a generation (Nix's
-//     NAME.tmp-PID-RANDOM can);
-//   - adding a GC root waits for a running garbage collection to finish
-//     (Nix tells the collector about the new root through its socket);
-//   - as root with build-users-group set, Nix also makes /nix/store owned
-//     by root:nixbld with mode 1775: stage 2 does that before us.
+// It only orchestrates: the database is nixdb's, the profile profile's,
+// and both leave on disk what Nix 2.8 leaves, inside a root directory that
+// stands for "/" (Nix's `--store DIR`). See Config.Run for the steps and
+// Default for stage 2; the command line is cmd/postboot. It does not make
+// /nix/store owned by root:nixbld (Nix does as root with
+// build-users-group set): stage 2 does that before.
 package postboot
 
 import (
@@ -41,56 +21,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
+	"github.com/nixlive/nixlive/internal/nix/nixroot"
+	"github.com/nixlive/nixlive/internal/nix/profile"
 	"github.com/nixlive/nixlive/live"
 )
-
-// Store is a Nix store seen from the root directory that holds it.
-type Store struct {
-	// Root is the host directory that stands for "/" ("" means "/").
-	Root string
-	// Now gives the registration time of new paths; nil means time.Now.
-	Now func() time.Time
-}
-
-func (s *Store) root() root {
-	if s.Root == "" {
-		return "/"
-	}
-	abs, err := filepath.Abs(s.Root)
-	if err != nil {
-		return root(filepath.Clean(s.Root))
-	}
-	return root(abs)
-}
-
-func (s *Store) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// TouchNixOS creates /etc/NIXOS (and /etc) inside the root, or updates
-// its times if it exists, as `touch /etc/NIXOS` does: the file marks the
-// system as NixOS for NixOS's tools.
-func (s *Store) TouchNixOS() error {
-	p, err := s.root().host("/etc/NIXOS")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o666)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	now := time.Now()
-	return os.Chtimes(p, now, now)
-}
 
 // Defaults of the live CD's post-boot commands.
 const (
@@ -110,13 +45,13 @@ type Config struct {
 	Now          func() time.Time
 }
 
-func (c Config) store() *Store { return &Store{Root: c.Root, Now: c.Now} }
+func (c Config) store() *nixdb.Store { return &nixdb.Store{Root: c.Root, Now: c.Now} }
 
 func (c Config) registration() (string, error) {
 	if c.Registration != "" {
 		return c.Registration, nil
 	}
-	return c.store().root().host(DefaultRegistration)
+	return nixroot.New(c.Root).Host(DefaultRegistration)
 }
 
 func or(s, def string) string {
@@ -149,7 +84,7 @@ func (c Config) LoadDB(log *slog.Logger) error {
 
 // TouchNixOS runs the touch step.
 func (c Config) TouchNixOS(log *slog.Logger) error {
-	if err := c.store().TouchNixOS(); err != nil {
+	if err := touchNixOS(nixroot.New(c.Root)); err != nil {
 		return fmt.Errorf("touch /etc/NIXOS: %w", err)
 	}
 	logger(log).Info("touch /etc/NIXOS")
@@ -158,12 +93,12 @@ func (c Config) TouchNixOS(log *slog.Logger) error {
 
 // SetProfile runs the set-profile step.
 func (c Config) SetProfile(log *slog.Logger) error {
-	profile, system := or(c.Profile, DefaultProfile), or(c.System, DefaultSystem)
-	res, err := c.store().SetProfile(profile, system)
+	prof, system := or(c.Profile, DefaultProfile), or(c.System, DefaultSystem)
+	res, err := profile.Set(c.store(), prof, system)
 	if err != nil {
-		return fmt.Errorf("set-profile %s: %w", profile, err)
+		return fmt.Errorf("set-profile %s: %w", prof, err)
 	}
-	logger(log).Info("set-profile", "profile", profile, "system", res.StorePath, "generation", res.Generation,
+	logger(log).Info("set-profile", "profile", prof, "system", res.StorePath, "generation", res.Generation,
 		"new", res.NewGeneration, "switched", res.Switched)
 	return nil
 }
@@ -186,4 +121,26 @@ func logger(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+// touchNixOS creates /etc/NIXOS (and /etc) inside the root, or updates
+// its times if it exists, as `touch /etc/NIXOS` does: the file marks the
+// system as NixOS for NixOS's tools.
+func touchNixOS(r nixroot.Root) error {
+	p, err := r.Host("/etc/NIXOS")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	now := time.Now()
+	return os.Chtimes(p, now, now)
 }

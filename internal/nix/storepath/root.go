@@ -90,19 +90,12 @@ func isDebris(n string, names map[string]bool) bool {
 	return false
 }
 
-// Resolve maps p, a host path (relative to the working directory or
-// absolute), to the store path it designates, the way Nix's
-// followLinksToStorePath does (src/libstore/store-api.cc): p may be a
-// store path, a path inside a store path (mapped to that store path), or
-// a host symlink (chain) whose target eventually lies inside the store.
-// Link targets are taken as logical paths, as Nix does: a link to
-// /nix/store/x-foo/bin/sh resolves to /nix/store/x-foo without looking at
-// the host's /nix.
-//
-// As a convenience beyond Nix, a host path under r.HostStoreDir() (e.g.
-// DIR/nix/store/<hash>-foo when Dir is DIR) is accepted too: it can only
-// mean the corresponding store path.
-//
+// Resolve maps p, a host path (relative or absolute), to the store path
+// it designates, as Nix's followLinksToStorePath does
+// (src/libstore/store-api.cc): a store path, a path inside one, or a
+// symlink chain that leads into the store, whose targets are taken as
+// logical paths (no look at the host's /nix). A host path under
+// r.HostStoreDir() is accepted too: it can only mean that store path.
 // Resolve does not check that the store path exists.
 func (r Root) Resolve(p string) (StorePath, error) {
 	abs := p

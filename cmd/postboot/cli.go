@@ -1,4 +1,4 @@
-package postboot
+package main
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/nixlive/nixlive/postboot"
 )
 
 const usage = `usage: postboot [flags] [load-db | set-profile]
@@ -18,17 +20,17 @@ Without a step, runs load-db, touch /etc/NIXOS and set-profile.
 flags:
 `
 
-// Main is the postboot command: args are the arguments after the program
+// run is the postboot command: args are the arguments after the program
 // name; it returns the exit status (0 done, 1 a step failed, 2 bad usage).
-func Main(args []string, stderr io.Writer) int {
-	var c Config
+func run(args []string, stderr io.Writer) int {
+	var c postboot.Config
 	var verbose bool
 	fs := flag.NewFlagSet("postboot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Root, "root", "/", "the host `DIR` that stands for / (as Nix's --store DIR)")
-	fs.StringVar(&c.Registration, "registration", "", "the registration `FILE`, a host path (default <root>"+DefaultRegistration+")")
-	fs.StringVar(&c.Profile, "profile", DefaultProfile, "the profile, a `PATH` inside the root")
-	fs.StringVar(&c.System, "system", DefaultSystem, "the system: a store `PATH`, or a link inside the root that leads to one")
+	fs.StringVar(&c.Registration, "registration", "", "the registration `FILE`, a host path (default <root>"+postboot.DefaultRegistration+")")
+	fs.StringVar(&c.Profile, "profile", postboot.DefaultProfile, "the profile, a `PATH` inside the root")
+	fs.StringVar(&c.System, "system", postboot.DefaultSystem, "the system: a store `PATH`, or a link inside the root that leads to one")
 	fs.BoolVar(&verbose, "v", false, "say what each step did")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)

@@ -1,4 +1,4 @@
-package postboot
+package nixdb
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ func FuzzQuickParse(f *testing.F) {
 		if !ok {
 			return
 		}
-		want, err := registration.Parse(bytes.NewReader(data), storeDir)
+		want, err := registration.Parse(bytes.NewReader(data), StoreDir)
 		require.NoError(t, err, "quickParse accepted what Parse refuses")
 		require.Equal(t, want, quick)
 	})

@@ -1,4 +1,4 @@
-package postboot_test
+package main
 
 import (
 	"bytes"
@@ -11,7 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
+	nixprofile "github.com/nixlive/nixlive/internal/nix/profile"
 	"github.com/nixlive/nixlive/internal/nix/registration"
+	"github.com/nixlive/nixlive/internal/storetest"
 	"github.com/nixlive/nixlive/postboot"
 )
 
@@ -20,7 +24,7 @@ import (
 func liveRoot(t *testing.T) (root string, recs []registration.Record) {
 	t.Helper()
 	root = t.TempDir()
-	recs = synthRecords(30, 9)
+	recs = fixture.Synthetic(30, 9)
 	reg := filepath.Join(root, postboot.DefaultRegistration)
 	require.NoError(t, os.MkdirAll(filepath.Dir(reg), 0o755))
 	require.NoError(t, os.WriteFile(reg, registration.Marshal(recs), 0o444))
@@ -36,11 +40,11 @@ func liveRoot(t *testing.T) (root string, recs []registration.Record) {
 func TestMainAllSteps(t *testing.T) {
 	root, recs := liveRoot(t)
 	var stderr bytes.Buffer
-	require.Equal(t, 0, postboot.Main([]string{"--root", root}, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"--root", root}, &stderr), stderr.String())
 	require.Empty(t, stderr.String(), "quiet unless -v")
 
-	db := openSQL(t, root)
-	require.Len(t, queryRows(t, db, "select path from ValidPaths"), len(recs))
+	db := storetest.OpenSQL(t, root)
+	require.Len(t, storetest.QueryRows(t, db, "select path from ValidPaths"), len(recs))
 	fi, err := os.Stat(filepath.Join(root, "etc/NIXOS"))
 	require.NoError(t, err)
 	require.True(t, fi.Mode().IsRegular())
@@ -51,7 +55,7 @@ func TestMainAllSteps(t *testing.T) {
 	gen, err := os.Readlink(profile + "-1-link")
 	require.NoError(t, err)
 	require.Equal(t, recs[7].Path, gen)
-	auto := filepath.Join(root, "nix/var/nix/gcroots/auto", postboot.GCRootName(postboot.DefaultProfile+"-1-link"))
+	auto := filepath.Join(root, "nix/var/nix/gcroots/auto", nixprofile.GCRootName(postboot.DefaultProfile+"-1-link"))
 	gcTarget, err := os.Readlink(auto)
 	require.NoError(t, err)
 	require.Equal(t, postboot.DefaultProfile+"-1-link", gcTarget)
@@ -59,13 +63,13 @@ func TestMainAllSteps(t *testing.T) {
 	// Again, verbosely: nothing changes, /etc/NIXOS is touched.
 	old := time.Now().Add(-time.Hour).Truncate(time.Second)
 	require.NoError(t, os.Chtimes(filepath.Join(root, "etc/NIXOS"), old, old))
-	before := listTree(t, filepath.Join(root, "nix"))
+	before := storetest.ListTree(t, filepath.Join(root, "nix"))
 	stderr.Reset()
-	require.Equal(t, 0, postboot.Main([]string{"-v", "--root", root}, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"-v", "--root", root}, &stderr), stderr.String())
 	require.Contains(t, stderr.String(), "msg=load-db")
 	require.Contains(t, stderr.String(), "new=0")
 	require.Contains(t, stderr.String(), "msg=set-profile")
-	require.Equal(t, before, listTree(t, filepath.Join(root, "nix")))
+	require.Equal(t, before, storetest.ListTree(t, filepath.Join(root, "nix")))
 	fi, err = os.Stat(filepath.Join(root, "etc/NIXOS"))
 	require.NoError(t, err)
 	require.True(t, fi.ModTime().After(old))
@@ -74,11 +78,11 @@ func TestMainAllSteps(t *testing.T) {
 	// before them.
 	require.NoError(t, os.Remove(filepath.Join(root, "run/booted-system")))
 	require.NoError(t, os.Symlink(recs[8].Path, filepath.Join(root, "run/booted-system")))
-	require.Equal(t, 0, postboot.Main([]string{"set-profile", "--root", root}, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"set-profile", "--root", root}, &stderr), stderr.String())
 	target, err = os.Readlink(profile)
 	require.NoError(t, err)
 	require.Equal(t, "system-2-link", target)
-	require.Equal(t, 0, postboot.Main([]string{"--root", root, "--system", recs[7].Path, "set-profile"}, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"--root", root, "--system", recs[7].Path, "set-profile"}, &stderr), stderr.String())
 	target, _ = os.Readlink(profile)
 	require.Equal(t, "system-3-link", target)
 }
@@ -101,7 +105,7 @@ func TestMainErrors(t *testing.T) {
 		{[]string{"--root", root, "--system", "/nowhere", "set-profile"}, 1, "does not exist"},
 	} {
 		var stderr bytes.Buffer
-		require.Equal(t, c.code, postboot.Main(c.args, &stderr), "%q: %s", c.args, stderr.String())
+		require.Equal(t, c.code, run(c.args, &stderr), "%q: %s", c.args, stderr.String())
 		require.Contains(t, stderr.String(), c.says, c.args)
 	}
 	// A failed step does not stop the others; the status says it failed.
@@ -109,7 +113,7 @@ func TestMainErrors(t *testing.T) {
 	require.NoError(t, os.Chmod(reg, 0o644))
 	require.NoError(t, os.WriteFile(reg, append(registration.Marshal(recs), '\n'), 0o644))
 	var stderr bytes.Buffer
-	require.Equal(t, 1, postboot.Main([]string{"--root", root}, &stderr))
+	require.Equal(t, 1, run([]string{"--root", root}, &stderr))
 	lines := strings.Count(string(registration.Marshal(recs)), "\n")
 	require.Contains(t, stderr.String(), fmt.Sprintf("line %d: empty line", lines+1))
 	require.Contains(t, stderr.String(), "set-profile")
@@ -117,12 +121,12 @@ func TestMainErrors(t *testing.T) {
 	require.NoError(t, err)
 
 	// A profile directory that does not exist is an error, as for nix-env.
-	_, err = (&postboot.Store{Root: root}).LoadDB(bytes.NewReader(registration.Marshal(recs)))
+	_, err = (&nixdb.Store{Root: root}).LoadDB(bytes.NewReader(registration.Marshal(recs)))
 	require.NoError(t, err)
-	_, err = (&postboot.Store{Root: root}).SetProfile("/nix/var/nix/profiles/nowhere/system", recs[0].Path)
+	_, err = nixprofile.Set(&nixdb.Store{Root: root}, "/nix/var/nix/profiles/nowhere/system", recs[0].Path)
 	require.ErrorContains(t, err, "opening directory")
 	// Any other profile in an existing directory is fine.
-	res, err := (&postboot.Store{Root: root}).SetProfile("/nix/var/nix/profiles/per-user/root/channels", recs[0].Path)
+	res, err := nixprofile.Set(&nixdb.Store{Root: root}, "/nix/var/nix/profiles/per-user/root/channels", recs[0].Path)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Generation)
 	require.True(t, strings.HasSuffix(res.Link, "/channels-1-link"))

@@ -1,4 +1,4 @@
-package postboot
+package nixdb
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func parseRegistration(data []byte) ([]registration.Record, error) {
 	if recs, ok := quickParse(data); ok {
 		return recs, nil
 	}
-	return registration.Parse(bytes.NewReader(data), storeDir)
+	return registration.Parse(bytes.NewReader(data), StoreDir)
 }
 
 // nix32 maps a character to its nix32 digit, or 0xff.
@@ -105,7 +105,7 @@ func quickParse(data []byte) (recs []registration.Record, ok bool) {
 
 // quickStorePath is storepath.Parse's check for /nix/store paths.
 func quickStorePath(l []byte) bool {
-	const prefix = storeDir + "/"
+	const prefix = StoreDir + "/"
 	if len(l) < len(prefix)+storepath.HashLen+2 || string(l[:len(prefix)]) != prefix {
 		return false
 	}

@@ -1,4 +1,18 @@
-package postboot
+// Package profile sets a Nix profile as `nix-env -p PROFILE --set PATH`
+// does (Nix 2.8's src/libstore/profiles.cc, createGeneration and
+// switchLink): numbered generation links beside the profile, each with its
+// GC root in gcroots/auto, and the profile as a relative link to the
+// newest. It works inside a root directory that stands for "/" (Nix's
+// `--store DIR`, see nixroot).
+//
+// It does not install, remove or roll back, does not delete old
+// generations, and does not build or substitute the target: a path that
+// is not valid in the database is refused. Unlike nix-env, a profile link
+// that is right already is left alone; temporary links are named
+// .NAME.tmp-PID-RANDOM, so that one a kill leaves never looks like a
+// generation; and adding a GC root waits for a running collection
+// (gc.lock) instead of telling the collector through its socket.
+package profile
 
 import (
 	"crypto/sha1"
@@ -15,10 +29,14 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"golang.org/x/sys/unix"
+
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
+	"github.com/nixlive/nixlive/internal/nix/nixroot"
+	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
-// ProfileResult says what SetProfile did.
-type ProfileResult struct {
+// Result says what Set did.
+type Result struct {
 	StorePath     string // what the target resolved to
 	Generation    int    // the generation the profile points to now
 	Link          string // that generation's link, an in-root path
@@ -26,146 +44,131 @@ type ProfileResult struct {
 	Switched      bool   // the profile link was changed
 }
 
-// SetProfile makes the profile (an in-root path such as
-// /nix/var/nix/profiles/system) point at target, as
-// `nix-env -p profile --set target` does (Nix 2.8's createGeneration and
-// switchLink):
-//
-//   - target is resolved through symlinks, inside the root, to a store
-//     path, which must be valid in the database;
-//   - the generations are the links profile-<N>-link beside the profile;
-//     if the newest one points at the store path already, it is reused,
-//     otherwise profile-<N+1>-link -> /nix/store/... is made, with its GC
-//     root /nix/var/nix/gcroots/auto/<nix32(sha1(link path))> -> link path;
-//   - the profile becomes a link to that generation, relative
-//     (profile -> profile-<N>-link).
-//
-// Every link is made under a temporary name and renamed over its final
-// name, in the order GC root, generation, profile: killed at any point,
-// the profile is either unchanged or switched, and a rerun finishes the
-// job (a GC root whose generation was never made is a stale root that
-// Nix's collector removes). Unlike nix-env, a profile link that is
-// already right is left alone rather than made again.
-//
-// The profile's directory must exist, as for nix-env. The GC lock
-// (/nix/var/nix/gc.lock) is held shared meanwhile, as Nix holds it when
-// it adds a root, so that a garbage collection cannot run in between.
-func (s *Store) SetProfile(profile, target string) (res ProfileResult, err error) {
-	r := s.root()
+// Set makes the profile (an in-root path such as
+// /nix/var/nix/profiles/system) of the store s point at target, as
+// `nix-env -p profile --set target` does. target is resolved through
+// symlinks, inside the root, to a store path, which must be valid in the
+// database. The newest generation is reused if it points there already,
+// else profile-<N+1>-link is made with its GC root; the profile becomes a
+// relative link to it. Every link is made under a temporary name and
+// renamed into place, GC root first: killed at any point, the profile is
+// unchanged or switched, and a rerun finishes the job.
+func Set(s *nixdb.Store, profile, target string) (res Result, err error) {
 	if !path.IsAbs(profile) {
 		return res, fmt.Errorf("profile %s: not an absolute path", profile)
 	}
 	profile = path.Clean(profile)
-	if res.StorePath, err = r.resolveStorePath(target); err != nil {
+	r := nixroot.New(s.Root)
+	if res.StorePath, err = resolve(r, target); err != nil {
 		return res, err
 	}
-
-	unlock, _, err := r.prepareState(false)
+	// The profile's directory must exist, as for nix-env. The GC lock is
+	// held shared meanwhile, as Nix holds it when it adds a root.
+	unlock, err := s.Open()
 	if err != nil {
 		return res, err
 	}
 	defer unlock()
-	if err := s.checkValid(res.StorePath); err != nil {
+	if err := s.CheckValid(res.StorePath); err != nil {
+		// nix-env builds (or substitutes) the path it is given, which for
+		// a path that is not valid in a store without substituters fails.
 		return res, err
 	}
-	stateHost, err := r.host(stateDir)
-	if err != nil {
-		return res, err
-	}
-	unlockGC, err := lockFile(path.Join(stateHost, "gc.lock"), unix.LOCK_SH)
+	unlockGC, err := s.LockGC()
 	if err != nil {
 		return res, err
 	}
 	defer unlockGC()
 
 	profDir, name := path.Dir(profile), path.Base(profile)
-	profDirHost, err := r.host(profDir)
+	profDirHost, err := r.Host(profDir)
 	if err != nil {
 		return res, err
 	}
+	if err := useGeneration(r, profDir, profDirHost, name, &res); err != nil {
+		return res, err
+	}
+	res.Link = path.Join(profDir, fmt.Sprintf("%s-%d-link", name, res.Generation))
+	res.Switched, err = switchLink(filepath.Join(profDirHost, name), path.Base(res.Link))
+	return res, err
+}
+
+// resolve maps target to the store path it leads to inside the root,
+// refused in nix-env's words (Nix's Store::followLinksToStore).
+func resolve(r nixroot.Root, target string) (string, error) {
+	sp, err := storepath.Root{Dir: string(r)}.ResolveInRoot(target)
+	var nis *storepath.NotInStoreError
+	switch {
+	case errors.As(err, &nis) && nis.Missing != "":
+		return "", fmt.Errorf("path '%s' is not in the Nix store: %s does not exist (inside the root %s)", target, nis.Missing, r)
+	case errors.As(err, &nis) && nis.LeadsTo != "":
+		return "", fmt.Errorf("path '%s' is not in the Nix store (it leads to %s)", target, nis.LeadsTo)
+	case errors.As(err, &nis):
+		return "", fmt.Errorf("path '%s' is not in the Nix store", target)
+	case err != nil:
+		return "", err
+	}
+	return sp.Abs(nixdb.StoreDir), nil
+}
+
+// useGeneration sets res.Generation to the newest generation of profile
+// name in profDir if it points at res.StorePath already, else makes the
+// next one (createGeneration), GC root first.
+func useGeneration(r nixroot.Root, profDir, profDirHost, name string, res *Result) error {
 	gens, err := findGenerations(profDirHost, name)
 	if err != nil {
-		return res, err
+		return err
 	}
 	removeStaleTemps(profDirHost, "."+name)
-
 	var last generation
 	if len(gens) > 0 {
 		last = gens[len(gens)-1]
 	}
 	if len(gens) > 0 && last.target == res.StorePath {
 		res.Generation = last.number
-	} else {
-		res.Generation = last.number + 1
-		res.NewGeneration = true
-		genName := fmt.Sprintf("%s-%d-link", name, res.Generation)
-		genHost := filepath.Join(profDirHost, genName)
-		if fi, err := os.Lstat(genHost); err == nil {
-			t, _ := os.Readlink(genHost)
-			if _, in := inStore(path.Clean(t)); fi.Mode()&fs.ModeSymlink == 0 || !in {
-				return res, fmt.Errorf("cannot create symlink '%s'; already exists", path.Join(profDir, genName))
-			}
-		}
-		if err := s.addIndirectRoot(path.Join(profDir, genName)); err != nil {
-			return res, err
-		}
-		if err := replaceLink(res.StorePath, genHost); err != nil {
-			return res, err
+		return nil
+	}
+	res.Generation = last.number + 1
+	res.NewGeneration = true
+	genName := fmt.Sprintf("%s-%d-link", name, res.Generation)
+	genHost := filepath.Join(profDirHost, genName)
+	if fi, err := os.Lstat(genHost); err == nil {
+		t, _ := os.Readlink(genHost)
+		if fi.Mode()&fs.ModeSymlink == 0 || !inStore(path.Clean(t)) {
+			return fmt.Errorf("cannot create symlink '%s'; already exists", path.Join(profDir, genName))
 		}
 	}
-	res.Link = path.Join(profDir, fmt.Sprintf("%s-%d-link", name, res.Generation))
-
-	// switchLink: relative, as the generation is in the profile's
-	// directory.
-	want := path.Base(res.Link)
-	profHost := filepath.Join(profDirHost, name)
-	if cur, err := os.Readlink(profHost); err == nil && cur == want {
-		return res, nil
+	if err := addIndirectRoot(r, path.Join(profDir, genName)); err != nil {
+		return err
 	}
-	if err := replaceLink(want, profHost); err != nil {
-		return res, err
-	}
-	res.Switched = true
-	return res, nil
+	return replaceLink(res.StorePath, genHost)
 }
 
-// checkValid fails unless p is a valid path in the database; nix-env
-// builds (or substitutes) the path it is given, which for a path that is
-// not valid in a store without substituters fails.
-func (s *Store) checkValid(p string) error {
-	r := s.root()
-	dbHost, err := r.host(dbDir)
-	if err != nil {
-		return err
+// switchLink points the profile link at its generation, relative as the
+// generation is in the profile's directory (Nix's switchLink); a link
+// that is already right is left alone, where nix-env makes it again.
+func switchLink(profHost, want string) (switched bool, err error) {
+	if cur, err := os.Readlink(profHost); err == nil && cur == want {
+		return false, nil
 	}
-	version, err := readSchema(path.Join(dbHost, "schema"))
-	if err != nil {
-		return err
+	if err := replaceLink(want, profHost); err != nil {
+		return false, err
 	}
-	if version != schemaVersion {
-		return fmt.Errorf("path '%s' is not valid: there is no Nix database (schema version %d) in %s", p, version, dbHost)
-	}
-	db, err := openDB(path.Join(dbHost, "db.sqlite"), false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("select count(*) from ValidPaths where path = ?", p).Scan(&n); err != nil {
-		return fmt.Errorf("reading the database: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("path '%s' is not valid in the Nix database", p)
-	}
-	return nil
+	return true, nil
+}
+
+// inStore reports whether the in-root path p lies below the store
+// directory.
+func inStore(p string) bool {
+	rest, ok := strings.CutPrefix(p, nixdb.StoreDir+"/")
+	return ok && rest != ""
 }
 
 // addIndirectRoot registers link (an in-root path) as a GC root the way
 // Nix's addIndirectRoot does: /nix/var/nix/gcroots/auto/<h> -> link, where
 // h is the nix32 SHA-1 of the link's path as the store's users see it.
-func (s *Store) addIndirectRoot(link string) error {
-	r := s.root()
-	autoHost, err := r.host(gcRootsDir + "/auto")
+func addIndirectRoot(r nixroot.Root, link string) error {
+	autoHost, err := r.Host(nixdb.GCRootsDir + "/auto")
 	if err != nil {
 		return err
 	}

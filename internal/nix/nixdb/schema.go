@@ -1,4 +1,4 @@
-package postboot
+package nixdb
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"github.com/nixlive/nixlive/internal/atomicfile"
 )
 
 // schemaVersion is the Nix database schema this package writes: the one
@@ -75,4 +77,17 @@ func readSchema(p string) (int, error) {
 		return 0, fmt.Errorf("%s is corrupt: %q", p, b)
 	}
 	return n, nil
+}
+
+// writeSchema writes the schema file as Nix does: the version, no newline.
+func writeSchema(p string) error {
+	f, err := atomicfile.Create(p, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := fmt.Fprintf(f, "%d", schemaVersion); err != nil {
+		return err
+	}
+	return f.Commit()
 }

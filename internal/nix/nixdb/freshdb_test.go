@@ -1,4 +1,4 @@
-package postboot_test
+package nixdb_test
 
 import (
 	"bytes"
@@ -14,8 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/fixture"
+	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/postboot"
+	"github.com/nixlive/nixlive/internal/storetest"
 )
 
 // TestFreshDatabaseMatchesSQLite loads the same registrations into two
@@ -45,10 +46,10 @@ func TestFreshDatabaseMatchesSQLite(t *testing.T) {
 			}
 			reg := registration.Marshal(recs)
 			load := func(direct bool) string {
-				*postboot.DirectWriter = direct
-				defer func() { *postboot.DirectWriter = true }()
+				*nixdb.DirectWriter = direct
+				defer func() { *nixdb.DirectWriter = true }()
 				root := t.TempDir()
-				_, err := (&postboot.Store{Root: root, Now: fixedNow}).LoadDB(bytes.NewReader(reg))
+				_, err := (&nixdb.Store{Root: root, Now: fixedNow}).LoadDB(bytes.NewReader(reg))
 				require.NoError(t, err)
 				return filepath.Join(root, "nix/var/nix/db/db.sqlite")
 			}
@@ -82,7 +83,7 @@ func rows(t *testing.T, file, query string) []string {
 	db, err := sql.Open("sqlite", file)
 	require.NoError(t, err)
 	defer db.Close()
-	return queryRows(t, db, query)
+	return storetest.QueryRows(t, db, query)
 }
 
 // FuzzFreshDatabase loads arbitrary registrations into fresh roots twice,
@@ -97,10 +98,10 @@ func FuzzFreshDatabase(f *testing.F) {
 	f.Add(registration.Marshal(one))
 	f.Fuzz(func(t *testing.T, input []byte) {
 		load := func(direct bool) (string, error) {
-			*postboot.DirectWriter = direct
-			defer func() { *postboot.DirectWriter = true }()
+			*nixdb.DirectWriter = direct
+			defer func() { *nixdb.DirectWriter = true }()
 			root := t.TempDir()
-			_, err := (&postboot.Store{Root: root, Now: fixedNow}).LoadDB(bytes.NewReader(input))
+			_, err := (&nixdb.Store{Root: root, Now: fixedNow}).LoadDB(bytes.NewReader(input))
 			return filepath.Join(root, "nix/var/nix/db/db.sqlite"), err
 		}
 		ours, errOurs := load(true)

@@ -1,4 +1,4 @@
-package postboot
+package nixdb
 
 // DirectWriter lets the external tests build a database through SQLite's
 // own inserts, to compare.
