@@ -1,24 +1,11 @@
 // Package livetest builds what the live-CD boot tests boot, each piece once
-// and only when a test asks for it, with the project's own tools:
-//
-//   - the imagegen command (go build ./cmd/imagegen);
-//   - a small store whose system's init is checkstage2, the stand-in for
-//     stage 2 (internal/boottest/testinit/cmd/checkstage2, static), and a data path
-//     the system refers to, holding a file of several squashfs blocks;
-//   - initrds from "imagegen initrd --kernel-modules" (with and without
-//     --rescue-shell) for Debian's cloud kernel;
-//   - the live ISO from "imagegen build", booting that kernel and initrd
-//     with a serial console and the checkstage2 parameters;
-//
-// and it reads what checkstage2 prints (Parse).
-//
-// Builds run in the background from the first Start or accessor call;
-// concurrent callers share one build. An Env lives in a test's temporary
-// directory, so the parent of parallel subtests should make it: its
-// directory outlives them.
-//
-// It is an ordinary package so that the tests of several packages can share
-// it; nothing outside tests should import it.
+// and only when a test asks for it, with the project's own tools: imagegen,
+// a small store whose system's init is checkstage2 (the stand-in for stage
+// 2), initrds with and without the rescue shell, and the live ISO; Parse
+// reads what checkstage2 prints. Builds run in the background from the
+// first Start or accessor call, shared by concurrent callers; the parent of
+// parallel subtests should make the Env, whose directory outlives them.
+// For tests only.
 package livetest
 
 import (

@@ -1,13 +1,8 @@
-// Package nixtest runs Debian's Nix 2.8 tools (nix-bin) from tests, always
-// against a throw-away store root (`--store DIR`).
-//
-// It is an ordinary package, not a _test file, so that the tests of several
-// packages can share it; nothing outside tests should import it.
-//
-// Every nix-store and nix-instantiate call made here carries `--store DIR`:
-// a bare nix-store call as root opens the real store and creates /nix on
-// the host (even `nix-store --version` does so with Nix 2.8), which tests
-// must never do.
+// Package nixtest runs Debian's Nix 2.8 tools (nix-bin) from tests. Every
+// nix-store and nix-instantiate call carries `--store DIR`, a throw-away
+// store root: a bare nix-store call as root opens the real store and
+// creates /nix on the host (even `nix-store --version` does), which tests
+// must never do. For tests only.
 package nixtest
 
 import (
@@ -261,14 +256,11 @@ func nixString(s string) string {
 }
 
 // Build builds the derivation expression expr with nix-build in the store
-// and returns its output path(s). Nix scans build outputs for references
-// itself, which makes builds the way to get store paths whose references
-// (self-references, hashes at odd offsets) Nix computed rather than we.
-//
-// Building into a diverted store (--store DIR) always runs the builder in
-// Nix's chroot, so the host's /bin, /usr and /lib are bound into it for
-// builders such as ShellDerivation's /bin/sh. That needs root here, so
-// the test is skipped for other users.
+// and returns its output path(s): store paths whose references Nix, not
+// we, found (self-references, hashes at odd offsets). A diverted store
+// builds in Nix's chroot, with the host's /bin, /usr and /lib bound in
+// for builders such as ShellDerivation's /bin/sh; that needs root, so the
+// test is skipped for other users.
 func Build(t testing.TB, storeRoot, expr string) []string {
 	t.Helper()
 	if os.Geteuid() != 0 {

@@ -19,16 +19,12 @@ var (
 // panic report before failing.
 const panicGrace = 3 * time.Second
 
-// Expect waits until a console line that has not been consumed by an
-// earlier Expect matches re, consumes the lines up to and including it,
-// and returns re's submatches in that line. Lines are matched once
-// complete (the incomplete last line only after QEMU has exited), without
-// their line ending and with terminal escape sequences removed (firmware
-// and boot loaders send many); the log file keeps the raw bytes.
-//
-// It fails with ErrKernelPanic if the kernel panics first, ErrExited if
-// QEMU exits first, or ErrTimeout after timeout; the errors carry the last
-// console lines.
+// Expect waits until a console line not consumed by an earlier Expect
+// matches re, consumes the lines up to and including it, and returns re's
+// submatches. Lines are matched once complete, without their line ending
+// and terminal escape sequences (the log keeps the raw bytes). It fails
+// with ErrKernelPanic or ErrExited if the kernel panics or QEMU exits
+// first, or ErrTimeout; the errors carry the last console lines.
 func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
 	return vm.expect(re, timeout, false)
 }

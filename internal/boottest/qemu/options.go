@@ -1,13 +1,9 @@
-// Package qemu runs virtual machines under QEMU and reads their serial
-// console as it streams, expect-style: a kernel and initrd directly, an
-// ISO as a CD-ROM, raw disk images, with SeaBIOS or OVMF.
-//
-// QEMU always runs with TCG (-accel tcg): KVM does not work on the machines
-// this project is tested on. The machine is the default -M pc, whose IDE
-// controller (ata_piix) the Debian cloud kernel drives; it has no AHCI.
-//
-// It does not import "testing", so that commands (scripts/demo,
-// scripts/bench) can use it; vmtest adds the test helpers.
+// Package qemu runs virtual machines under QEMU (a kernel and initrd, an
+// ISO as a CD-ROM, raw disks; SeaBIOS or OVMF) and reads their serial
+// console expect-style. QEMU always runs with TCG: KVM does not work on
+// the machines this project is tested on. The machine is -M pc, whose IDE
+// controller (ata_piix) Debian's cloud kernel drives. It does not import
+// "testing", so that commands can use it; vmtest adds the test helpers.
 package qemu
 
 import (

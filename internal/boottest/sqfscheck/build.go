@@ -1,22 +1,7 @@
 // Package sqfscheck builds a deterministic, deliberately awkward source tree
-// and checks a squashfs image of it with readers that share no code with
-// our writer: unsquashfs (squashfs-tools) and the Linux kernel.
-//
-// It is an ordinary package, not a _test file, so that the tests of several
-// packages can share it; nothing outside tests should import it.
-//
-// Typical use:
-//
-//	sqfscheck.HaveTools(t)
-//	src := t.TempDir()
-//	tree, err := sqfscheck.Build(src, sqfscheck.Options{BlockSize: 4096})
-//	t.Cleanup(func() { sqfscheck.RemoveAll(src) })
-//	... write image ...
-//	require.NoError(t, sqfscheck.CompareListing(img, src, 0, 0))
-//	require.NoError(t, sqfscheck.ExtractAndDiff(img, src))
-//	if ok, why := sqfscheck.CanMount(); ok {
-//		require.NoError(t, sqfscheck.MountAndDiff(img, src))
-//	}
+// (Build) and checks a squashfs image of it with readers that share no code
+// with our writer: unsquashfs (CompareListing, ExtractAndDiff) and the
+// Linux kernel (MountAndDiff, when CanMount). For tests only.
 package sqfscheck
 
 import (
@@ -139,28 +124,10 @@ func (t *Tree) TotalSize() int64 {
 	return n
 }
 
-// Build creates the test tree under dir, which must be empty or absent.
-//
-// Layout (B is the block size):
-//
-//	blocks/   files of 1, B/2, B-1, B, B+1, 2B and 3B bytes, all-zero blocks
-//	big/      several MiB of compressible, incompressible, mixed and zero data
-//	dups/     identical content under different names (empty, tiny, one
-//	          block, 3 blocks, 2 MiB+), files sharing their first block,
-//	          same size but different last byte
-//	text/     small text files
-//	modes/    files 0755/0644/0555/0444/0600/0640/0700, dirs 0555/0700/0750
-//	links/    relative, absolute, dangling, to a dir, loops, 4095-byte target
-//	names/    255-byte names (file, dir, symlink, multi-byte), spaces, " -> ",
-//	          a newline, a tab, non-UTF-8, leading dash, hidden
-//	bigdir/   Options.BigDir entries with mixed lengths and prefixes
-//	deep/     Options.Depth nested directories with a file and link at the bottom
-//	empty/, empty-nested/a/b/c/   empty directories
-//	sparse/   only with Options.Sparse4G
-//
-// Everything gets Options.ModTime; the root gets mode 0755. Build checks
-// the result with ListDir before returning it. A tree containing 0555
-// directories cannot be removed by os.RemoveAll as non-root: use RemoveAll.
+// Build creates the test tree under dir, which must be empty or absent:
+// the kinds of kinds.go, all dated Options.ModTime, the root mode 0755. It
+// checks the result with ListDir. A tree holding 0555 directories cannot
+// be removed by os.RemoveAll as non-root: use RemoveAll.
 func Build(dir string, opts Options) (*Tree, error) {
 	opts = opts.withDefaults()
 	if opts.BlockSize < 2 {

@@ -8,8 +8,24 @@ import (
 	"strings"
 )
 
-// The kinds of entries the test tree holds, one builder method each (the
-// layout is in Build's doc comment).
+// The kinds of entries the test tree holds, one builder method each.
+//
+// Layout (B is the block size):
+//
+//	blocks/   files of 1, B/2, B-1, B, B+1, 2B and 3B bytes, all-zero blocks
+//	big/      several MiB of compressible, incompressible, mixed and zero data
+//	dups/     identical content under different names (empty, tiny, one
+//	          block, 3 blocks, 2 MiB+), files sharing their first block,
+//	          same size but different last byte
+//	text/     small text files
+//	modes/    files 0755/0644/0555/0444/0600/0640/0700, dirs 0555/0700/0750
+//	links/    relative, absolute, dangling, to a dir, loops, 4095-byte target
+//	names/    255-byte names (file, dir, symlink, multi-byte), spaces, " -> ",
+//	          a newline, a tab, non-UTF-8, leading dash, hidden
+//	bigdir/   Options.BigDir entries with mixed lengths and prefixes
+//	deep/     Options.Depth nested directories with a file and link at the bottom
+//	empty/, empty-nested/a/b/c/   empty directories
+//	sparse/   only with Options.Sparse4G
 
 // random returns n pseudo-random (incompressible) bytes.
 func (b *builder) random(n int) []byte {

@@ -29,20 +29,12 @@ func HaveTools(t interface {
 	}
 }
 
-// Listing lists image with `unsquashfs -lln -UTC -d "" IMAGE`, which
-// prints one line per object, in image order (the root's name is empty):
-//
-//	drwxr-xr-x 0/0                     115 1970-01-01 00:00
-//	-rw-r--r-- 0/0                       3 1970-01-01 00:00 /a
-//	lrwxrwxrwx 0/0                      10 1970-01-01 00:00 /l -> with space
-//	crw-r--r-- 0/0                   1,  3 1970-01-01 00:00 /dev
-//
-// Quirks handled by ParseListing: with -d "" the root is printed as an
-// empty name and all other paths start with "/" (Listing returns "." and
-// relative paths); times have minute resolution (-UTC makes them
-// independent of TZ); names are printed raw, unquoted; a directory's size
-// is its squashfs directory size. squashfs-tools 4.5.1 prints device
-// numbers wrongly for minors above 255; extraction gets them right.
+// Listing lists image with `unsquashfs -lln -UTC -d "" IMAGE`, one line
+// per object in image order, such as
+// "lrwxrwxrwx 0/0 10 1970-01-01 00:00 /l -> with space" (ParseListing
+// has the quirks: the root's empty name, raw names, minute resolution).
+// The root is "." and other paths are relative. squashfs-tools 4.5.1
+// prints device numbers wrongly for minors above 255.
 func Listing(image string) ([]Entry, error) {
 	out, err := run("unsquashfs", "-lln", "-UTC", "-d", "", image)
 	if err != nil {

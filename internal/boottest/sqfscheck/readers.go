@@ -98,18 +98,12 @@ func hasCapSysAdmin() (ok, known bool) {
 	return false, false
 }
 
-// MountAndDiff loop-mounts image read-only (`mount -t squashfs -o loop,ro`)
-// on a temporary directory and compares it with srcDir: by walking both
-// trees (paths, types, permission bits, sizes, symlink targets,
-// modification times to the second, and file contents) and with
-// `diff -r --no-dereference` (so symlinks are compared as links). Owners
-// are not compared; use CompareListing. The image is always unmounted
-// (lazily if a plain umount fails). Call CanMount first to skip cleanly.
-//
-// Contents are compared in Go, skipping ranges that both files report as
-// holes (SEEK_DATA; Linux 6.x squashfs answers it from the block list);
-// files of 64 MiB or more are left out of diff -r, which is ten times
-// slower than a plain read.
+// MountAndDiff loop-mounts image read-only and compares it with srcDir:
+// by walking both trees (paths, types, modes, sizes, link targets, mtimes
+// to the second, contents, skipping holes both report with SEEK_DATA) and
+// with `diff -r --no-dereference` (files under 64 MiB: diff is slow).
+// Owners are not compared (CompareListing does). The image is always
+// unmounted, lazily if need be. Call CanMount first to skip cleanly.
 func MountAndDiff(image, srcDir string) (err error) {
 	if ok, why := CanMount(); !ok {
 		return errors.New("testtree: cannot mount: " + why)

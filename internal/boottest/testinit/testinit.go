@@ -1,13 +1,8 @@
-// Package testinit builds the initrd that internal/vmtest boots to check a
-// kernel and the harness itself: a newc cpio archive holding only the
-// static program of ./cmd/testinit as /init, which prints
-//
-//	NIXLIVE-TESTINIT-OK cmdline=<contents of /proc/cmdline>
-//
-// on the console and powers the machine off.
-//
-// It is an ordinary package so that the tests of several packages can share
-// it; nothing outside tests should import it.
+// Package testinit builds the initrd that vmtest's tests boot to check a
+// kernel and the harness itself: a newc cpio archive whose only program,
+// /init, is ./cmd/testinit (static), which prints
+// "NIXLIVE-TESTINIT-OK cmdline=<the kernel command line>" on the console
+// and powers the machine off. For tests only.
 package testinit
 
 import (

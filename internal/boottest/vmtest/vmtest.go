@@ -1,15 +1,9 @@
 // Package vmtest is the testing.TB side of package qemu: Start skips the
 // test without QEMU, fails it if QEMU cannot start, keeps the console log
 // in the test's artifact directory (go test -artifacts) and kills QEMU when
-// the test ends; the Must methods fail the test on error.
-//
-//	vm := vmtest.Start(t, vmtest.Options{
-//		Kernel: vmtest.Kernel(t),
-//		Initrd: testinit.Initrd(t),
-//		Append: "console=ttyS0 quiet",
-//	})
-//	vm.MustExpectString(testinit.Marker, time.Minute)
-//	vm.MustWait(time.Minute)
+// the test ends; the Must methods fail the test on error. A test boots
+// with vmtest.Start(t, vmtest.Options{Kernel: vmtest.Kernel(t), ...}),
+// then vm.MustExpectString(...) and vm.MustWait(...).
 package vmtest
 
 import (

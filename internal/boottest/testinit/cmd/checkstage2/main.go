@@ -1,12 +1,10 @@
 // Command checkstage2 stands in for stage 2 in boot tests: started by
-// stage 1's switch_root, it checks from inside the booted system that the
-// live layout is NixOS's (as package live names it: tmpfs /, the medium on
-// /iso, the store image on a loop device under an overlay on /nix/store),
-// prints one line per check and a verdict on the console, and powers off.
-//
-// Kernel parameters it reads: check.file=<path> and check.sha256=<hex>
-// (a store file and its expected digest), check.copytoram (the medium must
-// be gone).
+// stage 1's switch_root, it checks from inside that the live layout is
+// NixOS's (as package live names it: tmpfs /, the medium on /iso, the store
+// image on a loop device under an overlay on /nix/store), prints one line
+// per check and a verdict on the console, and powers off. It reads
+// check.file=<path> and check.sha256=<hex> (a store file and its digest)
+// and check.copytoram (the medium must be gone) from the command line.
 package main
 
 import (

@@ -1,17 +1,9 @@
-// Command testinit is the /init of the test initrd that internal/vmtest
-// boots: it mounts /proc, /sys and devtmpfs on /dev, prints
-//
-//	NIXLIVE-TESTINIT-OK cmdline=<contents of /proc/cmdline>
-//
-// and one "NIXLIVE-TESTINIT-BLOCK <name> <bytes>" line per block device to
-// the console, then powers the machine off (QEMU exits). If the initrd
-// holds modules (/lib/modules/load.order lists them), it loads them first.
-//
-// Kernel arguments it understands:
-//
-//	testinit.hang   print the lines, then wait forever instead of powering off
-//
-// It must be built static (CGO_ENABLED=0): the initrd holds nothing else.
+// Command testinit is the /init of the test initrd: it loads the modules
+// /lib/modules/load.order lists (if any), mounts /proc, /sys and /dev,
+// prints "NIXLIVE-TESTINIT-OK cmdline=<the command line>" and one
+// "NIXLIVE-TESTINIT-BLOCK <name> <bytes>" line per block device, and powers
+// off (QEMU exits); with testinit.hang it waits forever instead. It must be
+// built static (CGO_ENABLED=0): the initrd holds nothing else.
 package main
 
 import (
