@@ -13,7 +13,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/nixlive/nixlive/internal/boottest/fixture"
-	"github.com/nixlive/nixlive/internal/storetest"
+	"github.com/nixlive/nixlive/internal/boottest/storetest"
 )
 
 var (

@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/fixture"
+	"github.com/nixlive/nixlive/internal/boottest/storetest"
 	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	nixprofile "github.com/nixlive/nixlive/internal/nix/profile"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/internal/storetest"
 	"github.com/nixlive/nixlive/postboot"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/fixture"
+	"github.com/nixlive/nixlive/internal/boottest/storetest"
 	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/internal/storetest"
 )
 
 // TestFreshDatabaseMatchesSQLite loads the same registrations into two

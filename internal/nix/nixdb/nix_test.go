@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
+	"github.com/nixlive/nixlive/internal/boottest/storetest"
 	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/registration"
-	"github.com/nixlive/nixlive/internal/storetest"
 )
 
 // TestLoadDBAgainstNix loads the same registration with nix-store

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nixlive/nixlive/internal/boottest/fixture"
+	"github.com/nixlive/nixlive/internal/boottest/storetest"
 	"github.com/nixlive/nixlive/internal/nix/nixdb"
 	"github.com/nixlive/nixlive/internal/nix/profile"
-	"github.com/nixlive/nixlive/internal/storetest"
 )
 
 // The live CD's profile and system (postboot's defaults).
