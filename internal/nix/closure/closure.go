@@ -86,18 +86,12 @@ func (c *Closure) WriteClosureInfo(dir string) error {
 	return nil
 }
 
-// FromStoreRoot computes the closure of roots in the store seen through
-// root. Each root may be a store path, a path inside one, or a host
-// symlink (chain) leading into the store, as for Nix's
-// followLinksToStorePath.
-//
-// The reference candidates are all store paths present in the store
-// directory, registered or not: Nix's own scanner only considers the
-// build's inputs, but every path a file can name must be in the store to
-// be usable at all. Each path of the closure is read once; one pass over
-// its NAR gives the hash, the size and the references (self-references
-// included). Paths are processed in parallel by GOMAXPROCS workers; the
-// result does not depend on the order in which they finish.
+// FromStoreRoot computes the closure of roots (store paths, paths in one,
+// or links into the store) in the store seen through root. Every store path
+// present is a reference candidate, registered or not: a file can only use
+// a path that is in the store. One pass over each path's NAR gives its
+// hash, size and references; paths are read in parallel, and the result
+// does not depend on the order in which they finish.
 func FromStoreRoot(root storepath.Root, roots []string) (*Closure, error) {
 	return fromStoreRoot(root, roots, runtime.GOMAXPROCS(0))
 }

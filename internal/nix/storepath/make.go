@@ -11,19 +11,12 @@ import (
 	"github.com/nix-community/go-nix/pkg/nixhash"
 )
 
-// MakeStorePath computes a store path the way Nix's makeStorePath does, for
-// an object of the given type ("source", "text", "output:out", ...) whose
-// inner hash is the SHA-256 digest innerHash.
-//
-// The fingerprint is
-//
-//	<type>[:<ref>...][:self]:sha256:<base16 innerHash>:<storeDir>:<name>
-//
-// with the references as absolute paths in sorted order (Nix keeps them in
-// an ordered set, so the order the caller passes does not matter). Its
-// SHA-256 is folded to 20 bytes and printed in nix32. References only make
-// sense for the "text" and "source" types; Nix rejects them elsewhere, and
-// so do we, so that a caller cannot compute a path Nix would never make.
+// MakeStorePath computes a store path as Nix's makeStorePath does
+// (src/libstore/store-api.cc) for an object of type typ ("source", "text",
+// "output:out", ...) with SHA-256 innerHash: the fingerprint
+// <type>[:<ref>...][:self]:sha256:<hex>:<storeDir>:<name>, references
+// sorted, hashed and folded to 20 bytes in nix32. As Nix, it refuses
+// references for types other than "text" and "source".
 func MakeStorePath(typ string, innerHash []byte, name string, refs []string, self bool, storeDir string) (string, error) {
 	if storeDir == "" {
 		storeDir = DefaultStoreDir
