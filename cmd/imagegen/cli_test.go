@@ -1,69 +1,30 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/nixlive/nixlive/internal/boottest/clitest"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
 
-// The imagegen binary, built once on first use (tests that need a real
-// process: GOMAXPROCS, working directory, another user, hangs).
-var cli struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// imagegenCmd is the imagegen binary, for tests that need a real process
+// (GOMAXPROCS, working directory, another user, hangs).
+var imagegenCmd = &clitest.Command{Pkg: "github.com/nixlive/nixlive/cmd/imagegen"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cli.dir != "" {
-		os.RemoveAll(cli.dir)
-	}
+	imagegenCmd.Cleanup()
 	os.Exit(code)
 }
 
-// imagegenBinary builds cmd/imagegen into a temporary directory that every
-// user may read (the unreadable-file test runs it as nobody).
-func imagegenBinary(t *testing.T) string {
-	t.Helper()
-	cli.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			cli.err = err
-			return
-		}
-		if cli.dir, err = os.MkdirTemp("", "imagegen-cli-"); err != nil {
-			cli.err = err
-			return
-		}
-		if err := os.Chmod(cli.dir, 0o755); err != nil {
-			cli.err = err
-			return
-		}
-		cli.path = filepath.Join(cli.dir, "imagegen")
-		out, err := exec.Command(goTool, "build", "-o", cli.path, "github.com/nixlive/nixlive/cmd/imagegen").CombinedOutput()
-		if err != nil {
-			cli.err = errors.New(err.Error() + "\n" + string(out))
-		}
-	})
-	if cli.err != nil {
-		t.Fatalf("building cmd/imagegen: %v", cli.err)
-	}
-	return cli.path
-}
+func imagegenBinary(t *testing.T) string { return imagegenCmd.Path(t) }
 
 type cliOpts struct {
 	dir    string   // working directory ("" : the test's)
@@ -76,47 +37,11 @@ type cliResult struct {
 	stdout, stderr string
 }
 
-// runCLI runs the imagegen binary with args and returns its exit code and
-// output. A run that takes over a minute (say, reading a fifo) fails the
-// test.
+// runCLI runs the imagegen binary with args (see clitest.Command.Run).
 func runCLI(t *testing.T, o cliOpts, args ...string) cliResult {
 	t.Helper()
-	bin := imagegenBinary(t)
-	name, argv := bin, args
-	if o.nobody {
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skip("setpriv not found (util-linux): cannot run the CLI as another user")
-		}
-		name = setpriv
-		argv = append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, argv...)
-	cmd.Dir = o.dir
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != "SOURCE_DATE_EPOCH" && k != "GOMAXPROCS" {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, o.env...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("imagegen %s: still running after a minute, killed\nstderr: %s", strings.Join(args, " "), stderr.String())
-	}
-	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		res.code = exit.ExitCode()
-	default:
-		t.Fatalf("running %s: %v", name, err)
-	}
-	return res
+	r := imagegenCmd.Run(t, clitest.Options{Dir: o.dir, Env: o.env, Nobody: o.nobody}, args...)
+	return cliResult{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
 // fakePath is a store path with a made-up hash: the hash character c
