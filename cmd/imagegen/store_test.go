@@ -19,6 +19,7 @@ import (
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
 	"github.com/nixlive/nixlive/internal/boottest/sqfscheck"
+	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/nix/closure"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
@@ -307,55 +308,6 @@ func freshStoreWith(t *testing.T, from string, paths []string, reg []byte) strin
 	return dir
 }
 
-// copyKeep copies the tree at src to dst keeping modes, symlink targets and
-// modification times (symlinks included), as an image holds them.
-func copyKeep(src, dst string) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(src)
-		if err != nil {
-			return err
-		}
-		if err := os.Symlink(target, dst); err != nil {
-			return err
-		}
-	case fi.IsDir():
-		if err := os.Mkdir(dst, 0o755); err != nil {
-			return err
-		}
-		entries, err := os.ReadDir(src)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := copyKeep(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-				return err
-			}
-		}
-		if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
-			return err
-		}
-	case fi.Mode().IsRegular():
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(dst, data, 0o600); err != nil {
-			return err
-		}
-		if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%s: unexpected file type %v", src, fi.Mode())
-	}
-	return setMtime(dst, fi.ModTime())
-}
-
 func setMtime(p string, mt time.Time) error {
 	ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
@@ -371,7 +323,7 @@ func mirror(t *testing.T, storeRoot string, paths []string, reg []byte, epoch in
 	reg0 := filepath.Join(dir, live.RegistrationName)
 	mustWrite(t, reg0, reg, 0o644)
 	for _, p := range paths {
-		if err := copyKeep(filepath.Join(storeRoot, p), filepath.Join(dir, path.Base(p))); err != nil {
+		if err := copyfile.Tree(filepath.Join(storeRoot, p), filepath.Join(dir, path.Base(p))); err != nil {
 			t.Fatal(err)
 		}
 	}

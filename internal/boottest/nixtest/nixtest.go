@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nixlive/nixlive/internal/copyfile"
 )
 
 // tools are the programs the helpers run; HaveNix checks them all so that
@@ -60,50 +62,9 @@ func makeWritable(dir string) {
 func CopyStorePaths(t testing.TB, fromRoot, toRoot string, paths []string) {
 	t.Helper()
 	for _, p := range paths {
-		if err := copyTree(filepath.Join(fromRoot, p), filepath.Join(toRoot, p)); err != nil {
+		if err := copyfile.Tree(filepath.Join(fromRoot, p), filepath.Join(toRoot, p)); err != nil {
 			t.Fatalf("copying %s: %v", p, err)
 		}
-	}
-}
-
-func copyTree(src, dst string) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(src)
-		if err != nil {
-			return err
-		}
-		return os.Symlink(target, dst)
-	case fi.IsDir():
-		if err := os.Mkdir(dst, 0o755); err != nil {
-			return err
-		}
-		entries, err := os.ReadDir(src)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := copyTree(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-				return err
-			}
-		}
-		// Restore the mode last, after the children were created.
-		return os.Chmod(dst, fi.Mode().Perm())
-	case fi.Mode().IsRegular():
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, data, fi.Mode().Perm())
-	default:
-		return fmt.Errorf("%s: not a file, directory or symlink", src)
 	}
 }
 
