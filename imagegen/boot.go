@@ -60,7 +60,7 @@ type menu struct {
 func newMenu(s *Spec) *menu {
 	common := append([]string{
 		"init=" + s.System + "/init",
-		"root=LABEL=" + s.VolumeID,
+		kernelRoot(s.VolumeID),
 		"systemConfig=" + s.System,
 	}, s.KernelParams...)
 	if s.Boot.SerialConsole {
@@ -124,7 +124,7 @@ func (m *menu) grubCfg() string {
 	}
 	b.WriteString("set default=0\n")
 	for _, e := range m.entries {
-		fmt.Fprintf(&b, "\nmenuentry %q --id %s {\n  linux /%s %s\n  initrd /%s\n}\n", e.label, e.id, isoKernel, m.line(e), isoInitrd)
+		fmt.Fprintf(&b, "\nmenuentry %s --id %s {\n  linux /%s %s\n  initrd /%s\n}\n", grubString(e.label), e.id, isoKernel, grubQuote(m.line(e)), isoInitrd)
 	}
 	b.WriteString("\nmenuentry \"Boot from hard disk\" --id hd {\n  exit\n}\n")
 	b.WriteString("\nmenuentry \"Firmware setup\" --id fwsetup {\n  fwsetup\n}\n")
@@ -151,4 +151,62 @@ func (m *menu) buildGrubEFI(tmp string) (string, error) {
 		return "", fmt.Errorf("grub-mkimage: %v: %s", err, strings.TrimSpace(string(b)))
 	}
 	return out, nil
+}
+
+// udevSafe are the bytes udev leaves as they are in /dev/disk/by-label
+// names (blkid_encode_string); it writes any other as \xHH.
+func udevSafe(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("#+-.:=@_", c) >= 0
+}
+
+// kernelRoot is the root= parameter that finds the medium by its volume
+// ID: root=LABEL=<id> (NixOS's form) when every byte is plain, else
+// root=/dev/disk/by-label/<id> with every other byte, spaces, quotes,
+// backslashes and non-ASCII included, as udev's \xHH escape. The kernel
+// line then holds no byte it splits at (the kernel takes 0xA0 for a space
+// too) and no quote, and stage 1 decodes the escapes (live.ParseCmdline).
+func kernelRoot(volumeID string) string {
+	plain := true
+	var b strings.Builder
+	for i := 0; i < len(volumeID); i++ {
+		c := volumeID[i]
+		if udevSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		plain = false
+		fmt.Fprintf(&b, `\x%02x`, c)
+	}
+	if plain {
+		return "root=LABEL=" + volumeID
+	}
+	return "root=/dev/disk/by-label/" + b.String()
+}
+
+// grubQuote quotes each space-separated word of a kernel line for GRUB's
+// script: a word of plain characters as is, any other in single quotes,
+// where GRUB takes every byte literally ($, ;, \ and the rest). GRUB then
+// passes \xHH escapes to the kernel unchanged.
+func grubQuote(line string) string {
+	words := strings.Split(line, " ")
+	for i, w := range words {
+		plain := w != ""
+		for j := 0; j < len(w); j++ {
+			if c := w[j]; !udevSafe(c) && strings.IndexByte("/,%^~", c) < 0 {
+				plain = false
+				break
+			}
+		}
+		if !plain {
+			words[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// grubString is s in GRUB's double quotes, where $ would expand a
+// variable and \ escape the next character (Validate refuses " and
+// newlines in labels).
+func grubString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `$`, `\$`).Replace(s) + `"`
 }

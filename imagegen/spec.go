@@ -10,6 +10,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 )
@@ -83,6 +85,12 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("spec %s: line %d: empty file, want a JSON object", name, lineOf(data, int64(len(data))))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("spec %s: line %d: the file ends inside the JSON object (cut short?)", name, lineOf(data, int64(len(data))))
+		}
 		return nil, fmt.Errorf("spec %s: %s", name, jsonError(data, err))
 	}
 	if err := exactNames(data); err != nil {
@@ -246,11 +254,19 @@ func parseSquashfsCompression(raw json.RawMessage) (squashfs.Compression, error)
 
 // Validate checks what can be checked without the file system.
 func (s *Spec) Validate() error {
-	if n := len(s.VolumeID); n > 32 {
-		return fmt.Errorf("volumeID %q is %d bytes: at most 32", s.VolumeID, n)
+	if err := checkVolumeID(s.VolumeID); err != nil {
+		return err
 	}
 	if strings.ContainsAny(s.IsoName, "/\x00") {
 		return fmt.Errorf("isoName %q: want a file name, not a path", s.IsoName)
+	}
+	if s.IsoName == "." || s.IsoName == ".." {
+		return fmt.Errorf("isoName %q: want a file name, not a directory", s.IsoName)
+	}
+	if e := s.SourceDateEpoch; e != nil {
+		if err := CheckEpoch(*e); err != nil {
+			return fmt.Errorf("sourceDateEpoch %d: %w", *e, err)
+		}
 	}
 	if s.Kernel == "" {
 		return errors.New("kernel: required")
@@ -318,4 +334,36 @@ func ReadSpec(p string) (*Spec, error) {
 	}
 	defer f.Close()
 	return ParseSpec(f, p)
+}
+
+// The dates an image can record: squashfs keeps unsigned 32-bit seconds
+// (the ISO's records, from 1900 to 2155, hold them all).
+const (
+	MinEpoch = 0
+	MaxEpoch = 1<<32 - 1
+)
+
+// CheckEpoch refuses a SOURCE_DATE_EPOCH the images cannot record.
+func CheckEpoch(n int64) error {
+	if n < MinEpoch || n > MaxEpoch {
+		return fmt.Errorf("want %d to %d (%s to %s): the store image records unsigned 32-bit seconds",
+			MinEpoch, MaxEpoch, time.Unix(MinEpoch, 0).UTC().Format(time.RFC3339), time.Unix(MaxEpoch, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkVolumeID refuses the volume IDs an ISO cannot carry; any other,
+// spaces and all, reaches stage 1 (see kernelRoot).
+func checkVolumeID(v string) error {
+	switch {
+	case len(v) > 32:
+		return fmt.Errorf("volumeID %q is %d bytes: at most 32 (the ISO 9660 field)", v, len(v))
+	case strings.HasSuffix(v, " "):
+		return fmt.Errorf("volumeID %q: a trailing space cannot be carried (the ISO 9660 field is padded with spaces, which readers remove)", v)
+	case strings.IndexByte(v, 0) >= 0:
+		return fmt.Errorf("volumeID %q: a NUL byte cannot be carried (readers end the label there)", v)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("volumeID %q: not valid UTF-8 (the Joliet volume ID is UCS-2)", v)
+	}
+	return nil
 }
