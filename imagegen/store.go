@@ -27,8 +27,11 @@ func SourceDateEpoch() (time.Time, error) {
 		return time.Unix(DefaultSourceDateEpoch, 0), nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want whole seconds since 1970", v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want whole seconds since 1970, %d to %d", v, MinEpoch, MaxEpoch)
+	}
+	if err := CheckEpoch(n); err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", v, err)
 	}
 	return time.Unix(n, 0), nil
 }

@@ -40,6 +40,16 @@ func recordDate(t time.Time) []byte {
 	return []byte{byte(y), byte(t.Month()), byte(t.Day()), byte(t.Hour()), byte(t.Minute()), byte(t.Second()), 0}
 }
 
+// checkDate refuses a date the directory records cannot hold (their year
+// is one byte from 1900); the volume descriptors' four-digit years hold
+// those that remain.
+func checkDate(t time.Time) error {
+	if y := t.UTC().Year(); y < 1900 || y > 2155 {
+		return fmt.Errorf("%s: want 1900-01-01T00:00:00Z to 2155-12-31T23:59:59Z (ISO 9660 records)", t.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // volumeDate is the 17-byte date of a volume descriptor, in UTC.
 func volumeDate(t time.Time) []byte {
 	t = t.UTC()

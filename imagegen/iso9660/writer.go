@@ -138,6 +138,9 @@ func NewWriter(f File, opts Options) (*Writer, error) {
 	if opts.ModTime.IsZero() {
 		opts.ModTime = time.Unix(315532800, 0)
 	}
+	if err := checkDate(opts.ModTime); err != nil {
+		return nil, fmt.Errorf("iso9660: image date: %w", err)
+	}
 	if opts.Catalog == "" {
 		opts.Catalog = "boot.cat"
 	}
@@ -296,6 +299,11 @@ func (w *Writer) add(h *Header) (*node, error) {
 		return nil, fmt.Errorf("iso9660: /%s: symlink with an empty target", name)
 	case t != 0 && t != fs.ModeDir && t != fs.ModeSymlink:
 		return nil, fmt.Errorf("iso9660: /%s: special files are not supported", name)
+	}
+	if !h.ModTime.IsZero() {
+		if err := checkDate(h.ModTime); err != nil {
+			return nil, fmt.Errorf("iso9660: /%s: date %w", name, err)
+		}
 	}
 	n := w.nodes[name]
 	switch {

@@ -180,6 +180,9 @@ func NewWriter(f File, opts Options) (*Writer, error) {
 	if opts.ModTime.IsZero() {
 		opts.ModTime = time.Unix(0, 0)
 	}
+	if s := opts.ModTime.Unix(); s < 0 || s > 1<<32-1 {
+		return nil, fmt.Errorf("squashfs: image date %s: want 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z (unsigned 32-bit seconds)", opts.ModTime.UTC().Format(time.RFC3339))
+	}
 	w := &Writer{
 		opts:  opts,
 		f:     f,
