@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ func (r Root) String() string {
 // key=0/n/no/off/false; the last of a repeated parameter wins. It refuses,
 // naming the parameter, only values that would make the boot hang or fail
 // obscurely (a root= of unknown form, a bad live.timeout=, a relative
-// init=, live.init= or findiso=), and even then returns what it parsed, so
+// init=, live.init= or findiso=, a findiso= with a ".."), and even then returns what it parsed, so
 // that a caller can still honour boot.shell_on_fail.
 func ParseCmdline(s string) (*Cmdline, error) {
 	c := &Cmdline{Init: "/init", Timeout: DefaultTimeout, Params: map[string]string{}, Raw: s}
@@ -88,6 +89,10 @@ func ParseCmdline(s string) (*Cmdline, error) {
 		case "init", "live.init", "findiso":
 			if !strings.HasPrefix(v, "/") {
 				bad(k, v, "not an absolute path")
+				continue
+			}
+			if k == "findiso" && slices.Contains(strings.Split(v, "/"), "..") {
+				bad(k, v, `a ".." component would leave the file system it names a file on`)
 				continue
 			}
 			switch k {
@@ -249,8 +254,13 @@ func unescapeUdev(s string) string {
 	return b.String()
 }
 
-// parseSeconds reads a non-negative number of seconds, such as 10 or 2.5.
+// parseSeconds reads a non-negative number of seconds, such as 10 or 2.5:
+// a decimal number, without the underscores, hex and "Inf" that Go's
+// ParseFloat also takes.
 func parseSeconds(v string) (time.Duration, error) {
+	if strings.Trim(v, "0123456789.eE+-") != "" {
+		return 0, errors.New("not a number of seconds")
+	}
 	f, err := strconv.ParseFloat(v, 64)
 	switch {
 	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -149,12 +150,53 @@ func (b *Boot) lookForISO(d Device) (string, bool) {
 		b.Log.Info("findiso: cannot mount", "device", d.Name, "fs", d.FS.Type, "err", err)
 		return "", false
 	}
-	p := path.Join(dir, b.Cmd.FindISO)
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+	p, err := isoFileIn(dir, b.Cmd.FindISO)
+	if err == nil {
 		return p, true
 	}
+	b.Log.Info("findiso: not on this device", "device", d.Name, "err", err)
 	unix.Unmount(dir, 0)
 	return "", false
+}
+
+// isoFileIn finds the regular file name on the file system mounted on
+// dir, without leaving it: ".." and symbolic links resolve as if dir were
+// the root, and never cross into another mount (openat2's RESOLVE_IN_ROOT
+// and RESOLVE_NO_XDEV). It returns the file's path under dir.
+func isoFileIn(dir, name string) (string, error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, strings.TrimLeft(name, "/"), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return "", &os.PathError{Op: "findiso", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", &os.PathError{Op: "findiso", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", fmt.Errorf("findiso %s: not a regular file", name)
+	}
+	// Where it resolved to: the kernel's name of the open file.
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", fmt.Errorf("findiso %s: %w", name, err)
+	}
+	base := dir
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		base = r
+	}
+	if !strings.HasPrefix(real, strings.TrimSuffix(base, "/")+"/") {
+		return "", fmt.Errorf("findiso %s: resolves to %s, outside %s", name, real, dir)
+	}
+	return real, nil
 }
 
 // writeDeviceTable prints what was seen, for a medium that was not found.
