@@ -57,7 +57,7 @@ func checkSchema(file string) (int, error) {
 	}
 	switch {
 	case version > schemaVersion:
-		return 0, fmt.Errorf("current Nix store schema is version %d, but nixdb only supports %d", version, schemaVersion)
+		return 0, fmt.Errorf("%s: the Nix database was written by a newer Nix (schema %d; this postboot knows %d)", file, version, schemaVersion)
 	case version > 0 && version < schemaVersion:
 		return 0, fmt.Errorf("the Nix store schema is version %d: let Nix upgrade it to %d first", version, schemaVersion)
 	}

@@ -135,7 +135,8 @@ func (s *Store) register(records []registration.Record, fromFile bool) (res Load
 	}
 	if len(entries) == 0 && res.Created {
 		// Nix would create an empty database; there is nothing to
-		// register, so leave the store alone.
+		// register, so leave the store alone (and create nothing).
+		res.Created = false
 		return res, nil
 	}
 	now := s.now().Unix()

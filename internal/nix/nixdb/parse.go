@@ -161,8 +161,8 @@ func quickHash(l []byte, h *[32]byte) bool {
 	return true
 }
 
-// quickNumber reads a decimal number as registration.Parse does: digits
-// only.
+// quickNumber reads a decimal number of digits only (registration.Parse,
+// as Nix, also takes a leading "+": such input goes to it).
 func quickNumber(l []byte) (uint64, bool) {
 	if len(l) == 0 || len(l) > 20 {
 		return 0, false

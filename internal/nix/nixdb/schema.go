@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
 )
@@ -74,6 +75,11 @@ func readSchema(p string) (int, error) {
 	// Nix takes the whole file as the number: "10\n" is corrupt to it.
 	n, err := strconv.Atoi(string(b))
 	if err != nil || n < 0 {
+		// A newer Nix's number with a newline is still a newer Nix's:
+		// say so rather than "corrupt".
+		if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && m > schemaVersion {
+			return m, nil
+		}
 		return 0, fmt.Errorf("%s is corrupt: %q", p, b)
 	}
 	return n, nil
