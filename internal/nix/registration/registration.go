@@ -242,11 +242,18 @@ func Parse(r io.Reader, storeDir string) ([]Record, error) {
 	return out, nil
 }
 
-// parseNumber accepts plain decimal digits only. Nix 2.8 also accepts a
-// leading "+" (measured for the size line), but no writer produces one.
+// parseNumber accepts decimal digits with an optional leading "+", as Nix
+// 2.8's string2Int (boost::lexical_cast) does for the NAR size and the
+// reference count; nothing else (no "-", spaces, "_" or hex).
 func parseNumber(s string) (uint64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty, want a number")
+	}
+	if d, ok := strings.CutPrefix(s, "+"); ok {
+		if d == "" {
+			return 0, fmt.Errorf("not a number")
+		}
+		s = d
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
