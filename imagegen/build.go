@@ -20,6 +20,7 @@ import (
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
+	"github.com/nixlive/nixlive/internal/blockdev"
 	"github.com/nixlive/nixlive/internal/nix/closure"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 	"github.com/nixlive/nixlive/live"
@@ -40,6 +41,8 @@ type ISO struct {
 	// iso-image.nix has it: the closure is read from it instead of found
 	// by hashing and scanning every path.
 	ClosureInfo string
+	// NoVerify skips reading back what was written to a block device.
+	NoVerify bool
 }
 
 // ISOResult says what was built.
@@ -48,6 +51,7 @@ type ISOResult struct {
 	StorePaths int
 	Squashfs   int64          // bytes
 	Content    squashfs.Stats // zero when the squashfs was given
+	Written    *WriteResult   // the copy onto a block device; nil for a file
 }
 
 // input is a file to put on the ISO, resolved on the host.
@@ -64,6 +68,7 @@ type input struct {
 type isoPlan struct {
 	epoch          time.Time
 	out            string  // the final output file
+	device         bool    // out is a block device
 	kernel, initrd string  // on the host
 	contents       []input // the spec's contents
 	img            *StoreImage
@@ -78,11 +83,14 @@ func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "imagegen-")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tmp, removeTmp, err := atomicfile.TempDir("imagegen-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTmp()
 	inputs, err := b.bootFiles(newMenu(b.Spec), tmp, p.epoch)
 	if err != nil {
 		return nil, err
@@ -92,8 +100,13 @@ func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
 	if err := checkTargets(inputs); err != nil {
 		return nil, err
 	}
+	// A block device gets the finished ISO copied onto it, not the ISO as
+	// it is made: its size is known only once the store image is
+	// compressed, and a device too small for it must be refused before a
+	// byte is written (finding the size first would compress everything
+	// twice). So it is built in $TMPDIR first, which needs its size free.
 	isoPath := p.out
-	if b.Spec.CompressImage != "" {
+	if b.Spec.CompressImage != "" || p.device {
 		isoPath = filepath.Join(tmp, "image.iso")
 	}
 	res, err := b.write(ctx, isoPath, p, inputs)
@@ -101,7 +114,13 @@ func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
 		return nil, err
 	}
 	if b.Spec.CompressImage != "" {
-		if err := compressFile(isoPath, p.out, b.Spec.CompressImage); err != nil {
+		if err := compressFile(ctx, isoPath, p.out, b.Spec.CompressImage); err != nil {
+			return nil, err
+		}
+	}
+	if p.device {
+		iw := &ImageWrite{Source: isoPath, Dest: p.out, NoVerify: b.NoVerify, Progress: b.Progress}
+		if res.Written, err = iw.Write(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -121,6 +140,9 @@ func (b *ISO) plan() (*isoPlan, error) {
 		p.epoch = time.Unix(*s.SourceDateEpoch, 0)
 	}
 	if p.out, err = b.outputPath(); err != nil {
+		return nil, err
+	}
+	if p.device, err = b.checkDevice(p.out); err != nil {
 		return nil, err
 	}
 	if p.kernel, err = b.hostFile("kernel", s.Kernel); err != nil {
@@ -206,6 +228,9 @@ func (b *ISO) write(ctx context.Context, isoPath string, p *isoPlan, inputs []in
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := f.Commit(); err != nil {
 		return nil, err
 	}
@@ -220,7 +245,7 @@ func (b *ISO) streamStoreImage(ctx context.Context, w *iso9660.Writer, p *isoPla
 		return err
 	}
 	meter := progress.New(b.Progress, live.StoreImage, int64(p.clo.TotalNarSize()))
-	sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: p.img.Compression, ModTime: p.epoch, Progress: meter.Set})
+	sw, err := squashfs.NewWriter(st, squashfs.Options{Compression: p.img.Compression, ModTime: p.epoch, Progress: meter.Set, Context: ctx})
 	if err != nil {
 		return err
 	}
@@ -254,6 +279,22 @@ func (b *ISO) outputPath() (string, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkDevice says whether out is (or leads to) a block device, which
+// must not be in use: checked now, so that a mounted stick is refused
+// before the build rather than after.
+func (b *ISO) checkDevice(out string) (bool, error) {
+	if !blockdev.IsBlock(out) {
+		return false, nil
+	}
+	if b.Spec.CompressImage != "" {
+		return false, fmt.Errorf("compressImage %q with -o %s, a block device: a USB stick takes the plain ISO", b.Spec.CompressImage, out)
+	}
+	if err := blockdev.CheckUnused(out); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // hostFile finds a spec's input on the host: a store path (or a path in

@@ -2,6 +2,7 @@ package imagegen
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +14,8 @@ import (
 )
 
 // compressFile writes src compressed with algo ("zstd" or "bzip2") to dst,
-// atomically: the compressImage option.
-func compressFile(src, dst, algo string) error {
+// atomically: the compressImage option. It stops when ctx is done.
+func compressFile(ctx context.Context, src, dst, algo string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -38,7 +39,7 @@ func compressFile(src, dst, algo string) error {
 	default:
 		return fmt.Errorf("compressImage: unknown %q", algo)
 	}
-	if _, err := io.Copy(zw, bufio.NewReaderSize(in, 1<<20)); err != nil {
+	if _, err := io.Copy(zw, ctxReader{ctx, bufio.NewReaderSize(in, 1<<20)}); err != nil {
 		return fmt.Errorf("compress %s: %w", dst, err)
 	}
 	if err := zw.Close(); err != nil {
@@ -47,5 +48,21 @@ func compressFile(src, dst, algo string) error {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("compress %s: %w", dst, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return out.Commit()
+}
+
+// ctxReader reads r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

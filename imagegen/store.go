@@ -141,6 +141,9 @@ func (s *StoreImage) Build(ctx context.Context) (*StoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	// The NAR size is close enough to the content size for a progress bar.
 	meter := progress.New(s.Progress, "squashfs", int64(c.TotalNarSize()))
 	defer meter.Done()
@@ -156,6 +159,7 @@ func (s *StoreImage) Build(ctx context.Context) (*StoreResult, error) {
 		ExactLevel:  s.ExactLevel,
 		ModTime:     s.Epoch,
 		Progress:    meter.Set,
+		Context:     ctx,
 	})
 	if err != nil {
 		return nil, err
@@ -167,13 +171,27 @@ func (s *StoreImage) Build(ctx context.Context) (*StoreResult, error) {
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
+	// Both outputs are complete before either is renamed into place.
+	var regFile *atomicfile.File
 	if s.RegistrationOutput != "" {
-		if err := atomicfile.WriteFile(s.RegistrationOutput, reg, 0o644); err != nil {
+		if regFile, err = atomicfile.Create(s.RegistrationOutput, 0o644); err != nil {
+			return nil, fmt.Errorf("imagegen: %w", err)
+		}
+		defer regFile.Abort()
+		if _, err := regFile.Write(reg); err != nil {
 			return nil, fmt.Errorf("imagegen: %w", err)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := f.Commit(); err != nil {
 		return nil, fmt.Errorf("imagegen: %w", err)
+	}
+	if regFile != nil {
+		if err := regFile.Commit(); err != nil {
+			return nil, fmt.Errorf("imagegen: %w", err)
+		}
 	}
 	return &StoreResult{Closure: c, Registration: reg, Content: w.Stats()}, nil
 }

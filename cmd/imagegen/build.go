@@ -12,7 +12,7 @@ import (
 )
 
 // buildCmd runs "imagegen build": a live ISO from a spec.
-func buildCmd(args []string, stdout, stderr *os.File) error {
+func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required)")
@@ -20,9 +20,11 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
 	sqfs := fs.String("squashfs", "", "use this prebuilt "+live.StoreImage+" `file` instead of building one from storeContents")
 	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
+	noVerify := fs.Bool("no-verify", false, "with -o a block device: do not read back what was written")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso [flags]\n\n"+
-			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso|DIR|/dev/sdX [flags]\n\n"+
+			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick;\n"+
+			"-o a block device writes it onto the stick, checked (see imagegen write).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args)
@@ -38,14 +40,17 @@ func buildCmd(args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	b := &imagegen.ISO{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo}
-	res, err := b.Build(context.Background())
+	b := &imagegen.ISO{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo, NoVerify: *noVerify}
+	res, err := b.Build(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, %s %d bytes\n", res.Path, res.StorePaths, live.StoreImage, res.Squashfs)
 	if res.Content.Content > 0 {
 		fmt.Fprintf(stdout, "%s: %s\n", live.StoreImage, describeContent(res.Content))
+	}
+	if res.Written != nil {
+		fmt.Fprintln(stdout, describeWrite(res.Written, res.Path))
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // demoCmd runs "imagegen demo": the demo live system from this source tree.
-func demoCmd(args []string, stdout, stderr *os.File) error {
+func demoCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kdir := os.Getenv("NIXLIVE_KERNEL_DIR")
@@ -43,7 +43,7 @@ func demoCmd(args []string, stdout, stderr *os.File) error {
 		return fmt.Errorf("--kernel-modules: %w (scripts/kernel.sh fetches Debian's cloud kernel)", err)
 	}
 	d := &demo.System{Dir: *out, Kernel: *kernel, ModulesDir: mods, Compression: c, Progress: stderr, Log: stderr}
-	m, err := d.Build(context.Background())
+	m, err := d.Build(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // initrdCmd runs "imagegen initrd": stage 1 and the kernel modules it needs.
-func initrdCmd(args []string, stdout, stderr *os.File) error {
+func initrdCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen initrd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output `file` (required)")
@@ -30,7 +30,7 @@ func initrdCmd(args []string, stdout, stderr *os.File) error {
 	if *mods != "" {
 		in.Modules, in.Explicit = strings.Split(*mods, ","), true
 	}
-	res, err := in.Build(context.Background())
+	res, err := in.Build(ctx)
 	if err != nil {
 		return err
 	}

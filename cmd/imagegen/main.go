@@ -5,20 +5,32 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nixlive/nixlive/internal/atomicfile"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	atomicfile.OnStale = func(p string, age time.Duration) {
+		fmt.Fprintf(os.Stderr, "imagegen: removed %s, left by an interrupted run %s ago\n", p, age.Round(time.Second))
+	}
+	os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 const usage = `usage: imagegen COMMAND [flags] [args]
 
 commands:
   store   write the squashfs image of a store closure (NixOS's nix-store.squashfs)
   build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
+  write   copy an ISO onto a USB stick (a block device) or into a file, and check it
   inspect print an ISO's label, boot entries, partition tables and files
   initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
   demo    build the demo live system (store, initrd, ISO) from this source tree
@@ -28,40 +40,96 @@ Run "imagegen COMMAND -h" for a command's flags.
 
 // run runs the imagegen command line and returns the exit code.
 func run(args []string, stdout, stderr *os.File) int {
+	return exitCode(command(context.Background(), args, stdout, stderr), stderr)
+}
+
+// graceTime is how long an interrupted command has to stop and remove its
+// temporary files before they are removed from under it.
+const graceTime = 5 * time.Second
+
+// runInterruptible is run with SIGINT and SIGTERM stopping the command: its
+// context is cancelled, its temporary files are removed, and the exit code
+// is 128 + the signal's number (130, 143), with a message that says so. A
+// second signal, or a command still running after graceTime, removes the
+// temporary files at once.
+func runInterruptible(args []string, stdout, stderr *os.File) int {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- command(ctx, args, stdout, stderr) }()
+	var sig os.Signal
+	select {
+	case err := <-done:
+		return exitCode(err, stderr)
+	case sig = <-sigs:
+	}
+	cancel()
+	name := "imagegen"
+	if len(args) > 0 {
+		name += " " + args[0]
+	}
+	code := 128 + int(sig.(syscall.Signal))
+	signame := map[os.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]
+	var err error
+	select {
+	case err = <-done:
+	case <-sigs:
+		err = errors.New("interrupted again: stopped at once")
+	case <-time.After(graceTime):
+		err = fmt.Errorf("still running %s after the signal: stopped at once", graceTime)
+	}
+	atomicfile.RemoveTemps()
+	switch {
+	case err == nil: // it finished before it saw the signal
+		return 0
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "%s: interrupted by %s: the build was stopped and its temporary files removed\n", name, signame)
+	default:
+		fmt.Fprintf(stderr, "%s: interrupted by %s: %s; temporary files removed\n", name, signame, strings.TrimPrefix(err.Error(), "imagegen: "))
+	}
+	return code
+}
+
+// command runs one imagegen command line; ctx stops it.
+func command(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return errUsage
 	}
-	var err error
 	switch args[0] {
 	case "store":
-		err = storeCmd(args[1:], stdout, stderr)
+		return storeCmd(ctx, args[1:], stdout, stderr)
 	case "build":
-		err = buildCmd(args[1:], stdout, stderr)
+		return buildCmd(ctx, args[1:], stdout, stderr)
+	case "write":
+		return writeCmd(ctx, args[1:], stdout, stderr)
 	case "inspect":
-		err = inspectCmd(args[1:], stdout, stderr)
+		return inspectCmd(args[1:], stdout, stderr)
 	case "initrd":
-		err = initrdCmd(args[1:], stdout, stderr)
+		return initrdCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
-		err = demoCmd(args[1:], stdout, stderr)
+		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "imagegen: unknown command %q\n%s", args[0], usage)
+	return errUsage
+}
+
+// exitCode prints a command's error and turns it into the exit code.
+func exitCode(err error, stderr *os.File) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	default:
-		fmt.Fprintf(stderr, "imagegen: unknown command %q\n%s", args[0], usage)
+	case errors.Is(err, errUsage):
 		return 2
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, errUsage) {
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "imagegen: %s\n", strings.TrimPrefix(err.Error(), "imagegen: "))
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stderr, "imagegen: %s\n", strings.TrimPrefix(err.Error(), "imagegen: "))
+	return 1
 }
 
 var errUsage = errors.New("usage")

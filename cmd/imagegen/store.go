@@ -13,7 +13,7 @@ import (
 )
 
 // storeCmd runs "imagegen store": the squashfs image of a store closure.
-func storeCmd(args []string, stdout, stderr *os.File) error {
+func storeCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen store", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("o", "", "output `file` (required)")
@@ -66,7 +66,7 @@ func storeCmd(args []string, stdout, stderr *os.File) error {
 		Epoch:              epoch,
 		Progress:           stderr,
 	}
-	res, err := img.Build(context.Background())
+	res, err := img.Build(ctx)
 	if err != nil {
 		return err
 	}

@@ -70,11 +70,11 @@ type Result struct {
 // Build writes the initrd, a zstd-compressed newc cpio archive, to Output
 // (atomically). The same inputs give the same bytes.
 func (in *Initrd) Build(ctx context.Context) (*Result, error) {
-	tmp, err := os.MkdirTemp("", "imagegen-initrd-")
+	tmp, removeTmp, err := atomicfile.TempDir("imagegen-initrd-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTmp()
 	init := in.Stage1
 	if init == "" {
 		if init, err = BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
@@ -134,6 +134,9 @@ func (in *Initrd) Build(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
 	return &Result{Entries: len(recs)}, nil
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 }
 
 // moduleRecords copies the chosen modules and reduced module database files

@@ -33,6 +33,10 @@ func (w *Writer) compressLoop() {
 	enc := w.opts.Compression.newEncoder(w.bs, !w.opts.ExactLevel)
 	var compressed int64
 	for j := range w.work {
+		if w.failed() != nil { // cancelled, or failed: the sink drops it
+			close(j.done)
+			continue
+		}
 		dst := w.dstPool.Get().([]byte)
 		compressed += int64(len(j.src))
 		out, err := enc.compress(dst[:0], j.src)
@@ -69,11 +73,11 @@ func (w *Writer) sinkLoop() {
 }
 
 func (w *Writer) sinkJob(j *job) error {
-	if j.err != nil {
-		return fmt.Errorf("squashfs: compress: %w", j.err)
-	}
 	if w.failed() != nil {
 		return nil // keep draining; the first error is what counts
+	}
+	if j.err != nil {
+		return fmt.Errorf("squashfs: compress: %w", j.err)
 	}
 	switch j.kind {
 	case jobStart:

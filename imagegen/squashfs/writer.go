@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,10 @@ type Options struct {
 	// Progress, when set, is called from the adding goroutine with the
 	// number of content bytes taken in so far.
 	Progress func(contentBytes int64)
+	// Context, when set, stops the Writer once done: the workers skip the
+	// blocks still queued, nothing more is written, and every method (and
+	// Close) returns its error.
+	Context context.Context
 }
 
 // DefaultBlockSize is NixOS's block size (mksquashfs -b 1048576).
@@ -242,6 +247,9 @@ func (w *Writer) setErr(err error) {
 func (w *Writer) failed() error {
 	w.errMu.Lock()
 	defer w.errMu.Unlock()
+	if w.err == nil && w.opts.Context != nil {
+		w.err = w.opts.Context.Err()
+	}
 	return w.err
 }
 
