@@ -76,7 +76,11 @@ func (in *Initrd) Build(ctx context.Context) (*Result, error) {
 	}
 	defer removeTmp()
 	init := in.Stage1
-	if init == "" {
+	if init != "" {
+		if err := checkStage1(init); err != nil {
+			return nil, err
+		}
+	} else {
 		if init, err = BuildCommand(ctx, "github.com/nixlive/nixlive/cmd/stage1", tmp); err != nil {
 			return nil, err
 		}

@@ -277,9 +277,10 @@ func TestInitrd(t *testing.T) {
 	// names it, and leaves no output.
 	t.Run("unknown-module", func(t *testing.T) {
 		t.Parallel()
-		// A stand-in stage 1: the module list is what is under test.
+		// A stand-in stage 1 (a static x86-64 ELF header, which --stage1
+		// takes): the module list is what is under test.
 		fake := filepath.Join(t.TempDir(), "stage1")
-		mustWrite(t, fake, []byte("#!/bin/sh\n"), 0o755)
+		mustWrite(t, fake, tinyELF(elf.ELFCLASS64, elf.EM_X86_64, elf.ET_EXEC, false), 0o755)
 		for _, mods := range []string{"nosuchmod", "isofs,nosuchmod,sr_mod"} {
 			out := filepath.Join(t.TempDir(), "initrd")
 			res := runCLI(t, cliOpts{}, "initrd", "-o", out, "--kernel-modules", k.Modules, "--stage1", fake, "--modules", mods)
