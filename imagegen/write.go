@@ -83,7 +83,7 @@ func (iw *ImageWrite) Write(ctx context.Context) (*WriteResult, error) {
 // is written, when in use or too small.
 func (iw *ImageWrite) toDevice(ctx context.Context, src *os.File, target string, res *WriteResult) error {
 	if err := blockdev.CheckUnused(target); err != nil {
-		return fmt.Errorf("%s: %w", iw.Dest, err)
+		return err
 	}
 	dev, err := os.OpenFile(target, os.O_RDWR|syscall.O_EXCL, 0)
 	if err != nil {

@@ -239,6 +239,12 @@ func restoreDevFull() {
 // skips unless root with loop devices.
 func loopDevice(t *testing.T, size int64, fill byte) string {
 	t.Helper()
+	return loopDeviceWith(t, bytes.Repeat([]byte{fill}, int(size)))
+}
+
+// loopDeviceWith is loopDevice on a file holding data.
+func loopDeviceWith(t *testing.T, data []byte) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to attach a loop device")
 	}
@@ -251,7 +257,7 @@ func loopDevice(t *testing.T, size int64, fill byte) string {
 		f.Close()
 	}
 	backing := filepath.Join(t.TempDir(), "backing")
-	mustWrite(t, backing, bytes.Repeat([]byte{fill}, int(size)), 0o600)
+	mustWrite(t, backing, data, 0o600)
 	out, err := exec.Command("losetup", "-f", "--show", "-P", backing).CombinedOutput()
 	if err != nil {
 		t.Skipf("losetup -f --show -P %s: %v\n%s", backing, err, out)
