@@ -50,6 +50,9 @@ func (w *Writer) drain() error {
 	close(w.work)
 	<-w.sinkDone
 	w.workersWG.Wait()
+	if ctx := w.opts.Context; ctx != nil && ctx.Err() != nil {
+		return w.failed() // the cancel explains a short last file
+	}
 	if ferr != nil {
 		return ferr
 	}
