@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/nix/closure"
+	"github.com/nixlive/nixlive/internal/nix/nar"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 	"github.com/nixlive/nixlive/live"
@@ -59,6 +59,13 @@ type StoreImage struct {
 	Epoch time.Time
 	// Progress, when set and a terminal, shows progress.
 	Progress *os.File
+
+	// hashed is what Closure's hash pass saw of each file (nil from a
+	// closureInfo); AddTo checks the files against it (storecheck.go).
+	hashed closure.Stamps
+	// betweenPasses, when set (by tests), runs in Build between the hash
+	// pass (Closure) and the write pass (AddTo).
+	betweenPasses func(*closure.Closure)
 }
 
 // StoreResult says what went into an image.
@@ -68,10 +75,12 @@ type StoreResult struct {
 	Content      squashfs.Stats
 }
 
-// Closure computes the image's closure and registration.
+// Closure computes the image's closure and registration. AddTo checks
+// the files it writes against them.
 func (s *StoreImage) Closure() (*closure.Closure, []byte, error) {
 	var c *closure.Closure
 	var err error
+	s.hashed = nil
 	if s.ClosureInfo != "" {
 		c, err = closure.FromClosureInfo(s.ClosureInfo, s.Store.Store())
 		if err == nil {
@@ -81,7 +90,7 @@ func (s *StoreImage) Closure() (*closure.Closure, []byte, error) {
 		if len(s.Roots) == 0 {
 			return nil, nil, fmt.Errorf("imagegen: no store paths given")
 		}
-		c, err = closure.FromStoreRoot(s.Store, s.Roots)
+		c, s.hashed, err = closure.FromStoreRootStamped(s.Store, s.Roots)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -121,14 +130,16 @@ func (s *StoreImage) AddTo(ctx context.Context, w *squashfs.Writer, c *closure.C
 	if _, err := w.Write(reg); err != nil {
 		return err
 	}
-	allRoot := func(_ string, h *squashfs.Header) { h.Uid, h.Gid = 0, 0 }
+	// Each path is checked against its registration as it is written
+	// (storecheck.go).
+	sum := nar.NewAsyncSum()
+	defer sum.Close()
 	for _, p := range c.Paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		host := s.Store.HostPath(p)
-		if err := w.AddPath(path.Base(p), host, allRoot); err != nil {
-			return fmt.Errorf("imagegen: store path %s: %w", p, err)
+		if err := s.addStorePath(w, sum, c, p); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -140,6 +151,9 @@ func (s *StoreImage) Build(ctx context.Context) (*StoreResult, error) {
 	c, reg, err := s.Closure()
 	if err != nil {
 		return nil, err
+	}
+	if s.betweenPasses != nil {
+		s.betweenPasses(c)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

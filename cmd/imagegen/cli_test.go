@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nixlive/nixlive/internal/boottest/clitest"
+	"github.com/nixlive/nixlive/internal/nix/nar"
 	"github.com/nixlive/nixlive/internal/nix/registration"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 )
@@ -67,14 +68,19 @@ func openUp(t *testing.T, dir string) {
 	}
 }
 
-// writeClosureInfo writes a closureInfo folder; records get made-up hashes
-// (FromClosureInfo takes them on trust, as load-db does).
-func writeClosureInfo(t *testing.T, dir string, storePaths []string, regPaths ...string) {
+// writeClosureInfo writes a closureInfo folder; records get the paths' NAR
+// hashes in storeRoot (the image is checked against them), made-up ones
+// for paths that have none (a FIFO inside, say).
+func writeClosureInfo(t *testing.T, dir, storeRoot string, storePaths []string, regPaths ...string) {
 	t.Helper()
 	mustMkdir(t, dir)
 	var recs []registration.Record
 	for _, p := range regPaths {
-		recs = append(recs, registration.Record{Path: p, NarHash: sha256.Sum256([]byte(p)), NarSize: 1234})
+		rec := registration.Record{Path: p, NarHash: sha256.Sum256([]byte(p)), NarSize: 1234}
+		if h, n, err := nar.Hash(filepath.Join(storeRoot, p)); err == nil {
+			rec.NarHash, rec.NarSize = h, n
+		}
+		recs = append(recs, rec)
 	}
 	mustWrite(t, filepath.Join(dir, "store-paths"), []byte(strings.Join(storePaths, "\n")+"\n"), 0o644)
 	mustWrite(t, filepath.Join(dir, "registration"), registration.Marshal(recs), 0o644)
@@ -112,21 +118,21 @@ func TestStoreBadInput(t *testing.T) {
 
 	ci := t.TempDir()
 	fifoInfo := filepath.Join(ci, "fifo")
-	writeClosureInfo(t, fifoInfo, []string{good, withFifo}, good, withFifo)
+	writeClosureInfo(t, fifoInfo, storeRoot, []string{good, withFifo}, good, withFifo)
 	secretInfo := filepath.Join(ci, "secret")
-	writeClosureInfo(t, secretInfo, []string{good, secretPath}, good, secretPath)
+	writeClosureInfo(t, secretInfo, storeRoot, []string{good, secretPath}, good, secretPath)
 	openUp(t, secretInfo)
 	noReg := filepath.Join(ci, "no-registration")
-	writeClosureInfo(t, noReg, []string{good}, good)
+	writeClosureInfo(t, noReg, storeRoot, []string{good}, good)
 	if err := os.Remove(filepath.Join(noReg, "registration")); err != nil {
 		t.Fatal(err)
 	}
 	badHash := filepath.Join(ci, "bad-hash")
-	writeClosureInfo(t, badHash, []string{good}, good)
+	writeClosureInfo(t, badHash, storeRoot, []string{good}, good)
 	mustWrite(t, filepath.Join(badHash, "registration"), []byte(good+"\nsha256:not-a-hash\n1234\n\n0\n"), 0o644)
-	writeClosureInfo(t, noReg+"-ok", []string{good}, good)
+	writeClosureInfo(t, noReg+"-ok", storeRoot, []string{good}, good)
 	unregistered := filepath.Join(ci, "unregistered")
-	writeClosureInfo(t, unregistered, []string{good, withFifo}, good)
+	writeClosureInfo(t, unregistered, storeRoot, []string{good, withFifo}, good)
 
 	cases := []struct {
 		name   string

@@ -15,11 +15,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nixlive/nixlive/internal/nix/nar"
 	"github.com/nixlive/nixlive/internal/nix/refscan"
@@ -37,6 +39,11 @@ type Closure struct {
 	// and include self-references.
 	Records []registration.Record
 }
+
+// Stamps is the state in which a hash pass found each regular file, by
+// its path in the store (/nix/store/…-foo/bin/x): a later read of the
+// file can tell whether it still holds what was hashed.
+type Stamps map[string]nar.Stamp
 
 // Record returns the registration of path.
 func (c *Closure) Record(path string) (registration.Record, bool) {
@@ -96,15 +103,26 @@ func FromStoreRoot(root storepath.Root, roots []string) (*Closure, error) {
 	return fromStoreRoot(root, roots, runtime.GOMAXPROCS(0))
 }
 
+// FromStoreRootStamped is FromStoreRoot that also returns the Stamps of
+// the files it hashed.
+func FromStoreRootStamped(root storepath.Root, roots []string) (*Closure, Stamps, error) {
+	return scanStore(root, roots, runtime.GOMAXPROCS(0))
+}
+
 func fromStoreRoot(root storepath.Root, roots []string, workers int) (*Closure, error) {
+	c, _, err := scanStore(root, roots, workers)
+	return c, err
+}
+
+func scanStore(root storepath.Root, roots []string, workers int) (*Closure, Stamps, error) {
 	store := root.Store()
 	cands, err := root.List()
 	if err != nil {
-		return nil, fmt.Errorf("closure: %w", err)
+		return nil, nil, fmt.Errorf("closure: %w", err)
 	}
 	set, err := refscan.NewSet(cands)
 	if err != nil {
-		return nil, fmt.Errorf("closure: %w", err)
+		return nil, nil, fmt.Errorf("closure: %w", err)
 	}
 	present := make(map[string]bool, len(cands))
 	for _, p := range cands {
@@ -117,44 +135,78 @@ func fromStoreRoot(root storepath.Root, roots []string, workers int) (*Closure, 
 		if err != nil {
 			var nis *storepath.NotInStoreError
 			if errors.As(err, &nis) {
-				return nil, fmt.Errorf("closure: %w", nis)
+				return nil, nil, fmt.Errorf("closure: %w", nis)
 			}
-			return nil, fmt.Errorf("closure: root %s: %w", r, err)
+			return nil, nil, fmt.Errorf("closure: root %s: %w", r, err)
 		}
 		p := sp.Abs(store)
 		if !present[p] {
-			return nil, fmt.Errorf("closure: root %s: store path %s is missing (no %s)", r, p, root.HostPath(p))
+			return nil, nil, fmt.Errorf("closure: root %s: store path %s is missing (no %s)", r, p, root.HostPath(p))
 		}
 		start = append(start, p)
 	}
 	slices.Sort(start)
 	start = slices.Compact(start)
 
+	var (
+		files   []scanned
+		filesMu sync.Mutex
+	)
 	recs, err := walk(start, workers, func(p string) (registration.Record, error) {
-		return scanPath(root, set, p)
+		rec, f, err := scanPath(root, set, p)
+		if err == nil {
+			filesMu.Lock()
+			files = append(files, f)
+			filesMu.Unlock()
+		}
+		return rec, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return fromRecords(store, recs), nil
+	n := 0
+	for _, f := range files {
+		n += len(f.paths)
+	}
+	stamps := make(Stamps, n)
+	for _, f := range files {
+		for i, p := range f.paths {
+			stamps[p] = f.stamps[i]
+		}
+	}
+	return fromRecords(store, recs), stamps, nil
 }
 
-// scanPath computes the registration record of one store path.
-func scanPath(root storepath.Root, set *refscan.Set, p string) (registration.Record, error) {
+// scanned is what the hash pass saw of one store path's regular files.
+type scanned struct {
+	paths  []string
+	stamps []nar.Stamp
+}
+
+// scanPath computes the registration record of one store path, and the
+// stamps of its regular files as they were hashed.
+func scanPath(root storepath.Root, set *refscan.Set, p string) (registration.Record, scanned, error) {
+	var f scanned
 	host := root.HostPath(p)
 	if _, err := os.Lstat(host); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return registration.Record{}, fmt.Errorf("closure: %s is missing (no %s)", p, host)
+			return registration.Record{}, f, fmt.Errorf("closure: %s is missing (no %s)", p, host)
 		}
-		return registration.Record{}, fmt.Errorf("closure: %s: %w", p, err)
+		return registration.Record{}, f, fmt.Errorf("closure: %s: %w", p, err)
 	}
 	sc := set.NewScanner()
-	h, n, err := nar.Info(host, sc)
+	h, n, err := nar.InfoVisit(host, sc, func(e *nar.Entry) error {
+		if e.Content != nil {
+			f.paths = append(f.paths, path.Join(p, e.Path))
+			f.stamps = append(f.stamps, e.Stamp)
+		}
+		return nil
+	})
 	if err != nil {
 		// nar's error names the file that could not be read.
-		return registration.Record{}, fmt.Errorf("closure: reading %s: %w", p, err)
+		return registration.Record{}, f, fmt.Errorf("closure: reading %s: %w", p, err)
 	}
-	return registration.Record{Path: p, NarHash: h, NarSize: n, References: sc.Found()}, nil
+	return registration.Record{Path: p, NarHash: h, NarSize: n, References: sc.Found()}, f, nil
 }
 
 type result struct {

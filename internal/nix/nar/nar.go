@@ -2,10 +2,12 @@
 // and length of its Nix Archive serialisation, as recorded for every path
 // in a Nix database (narHash, narSize).
 //
-// The serialisation itself is go-nix's nar.DumpPath; this package only
-// streams it into a hash, a byte counter and, optionally, another writer
-// (a reference scanner), so that each file is read once and never held in
-// memory as a whole.
+// The serialisation is Walk's, which lets a caller copy each file from the
+// very bytes that are hashed (a store image checks its content against
+// the registration that way); Dump is go-nix's nar.DumpPath, the
+// reference the tests hold Walk to. The stream goes into a hash, a byte
+// counter and, optionally, another writer (a reference scanner), so that
+// each file is read once and never held in memory as a whole.
 package nar
 
 import (
@@ -33,6 +35,11 @@ func Hash(hostPath string) (narHash [32]byte, narSize uint64, err error) {
 // same pass, so that a reference scanner sees exactly the bytes that were
 // hashed. An error from also aborts the dump.
 func Info(hostPath string, also io.Writer) (narHash [32]byte, narSize uint64, err error) {
+	return InfoVisit(hostPath, also, nil)
+}
+
+// InfoVisit is Info calling visit on every entry, as Walk does.
+func InfoVisit(hostPath string, also io.Writer, visit func(*Entry) error) (narHash [32]byte, narSize uint64, err error) {
 	h := sha256.New()
 	var c counter
 	var w io.Writer
@@ -41,14 +48,9 @@ func Info(hostPath string, also io.Writer) (narHash [32]byte, narSize uint64, er
 	} else {
 		w = io.MultiWriter(h, &c)
 	}
-	bw := bufio.NewWriterSize(w, bufSize)
-	if err := gonar.DumpPath(bw, hostPath); err != nil {
-		// go-nix's errors mostly come from os and name the failing file
-		// already; the prefix says which store object was being read.
-		return narHash, 0, fmt.Errorf("nar: dumping %s: %w", hostPath, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return narHash, 0, fmt.Errorf("nar: dumping %s: %w", hostPath, err)
+	if err := Walk(w, hostPath, visit); err != nil {
+		// The error names the file that could not be read.
+		return narHash, 0, err
 	}
 	copy(narHash[:], h.Sum(nil))
 	return narHash, c.n, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/stretchr/testify/require"
@@ -129,5 +130,26 @@ func BenchmarkHash(b *testing.B) {
 		if _, _, err := nar.Hash(dir); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestWalkChangedWhileRead: a file rewritten after Walk opened it, while
+// it is being read, is an error naming it (fstat after the read).
+func TestWalkChangedWhileRead(t *testing.T) {
+	for name, data := range map[string]string{"same size": "HELLO\n", "larger": "hello, world\n"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := filepath.Join(dir, "f")
+			require.NoError(t, os.WriteFile(f, []byte("hello\n"), 0o644))
+			var sum bytes.Buffer
+			err := nar.Walk(&sum, dir, func(e *nar.Entry) error {
+				if e.Content != nil {
+					time.Sleep(10 * time.Millisecond) // a new ctime even on a coarse clock
+					require.NoError(t, os.WriteFile(f, []byte(data), 0o644))
+				}
+				return nil
+			})
+			require.ErrorContains(t, err, f+" changed while it was read")
+		})
 	}
 }
