@@ -69,12 +69,14 @@ func TestVolumeIDCarried(t *testing.T) {
 				words, err := grubWords(a)
 				require.NoError(t, err, "grub.cfg line %q", l)
 				require.Equal(t, "/"+isoKernel, words[0])
-				line := grubKernelLine(words[1:])
-				c, err := live.ParseCmdline(line)
-				require.NoError(t, err, "kernel line %q from grub.cfg line %q", line, l)
-				assert.Equal(t, vid, c.Root.Label, "kernel line %q from grub.cfg line %q", line, l)
-				assert.Equal(t, vidSystem, c.SystemConfig)
-				assert.Contains(t, c.Params, "quiet")
+				for _, passHex := range []bool{true, false} {
+					line := grubKernelLine(words[1:], passHex)
+					c, err := live.ParseCmdline(line)
+					require.NoError(t, err, "kernel line %q from grub.cfg line %q", line, l)
+					assert.Equal(t, vid, c.Root.Label, "kernel line %q from grub.cfg line %q", line, l)
+					assert.Equal(t, vidSystem, c.SystemConfig)
+					assert.Contains(t, c.Params, "quiet")
+				}
 			}
 			assert.Equal(t, 4, n, "linux lines in grub.cfg")
 			if vid == "NIXOS_BOOT_CD" {
@@ -180,10 +182,11 @@ func grubWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// grubKernelLine is grub_create_loader_cmdline of GRUB 2.06 and later: a
-// word with a space is put in double quotes, and \ ' " are escaped with
-// a backslash unless the backslash starts a \xHH escape.
-func grubKernelLine(words []string) string {
+// grubKernelLine is grub_create_loader_cmdline (grub-core/lib/cmdline.c):
+// a word with a space is put in double quotes, and \ ' " are escaped with
+// a backslash; with passHex (later GRUBs), not the backslash of a \xHH
+// escape, which Debian 12's GRUB 2.06 doubles too.
+func grubKernelLine(words []string, passHex bool) string {
 	isHex := func(c byte) bool { return strings.IndexByte("0123456789abcdefABCDEF", c) >= 0 }
 	var b strings.Builder
 	for i, w := range words {
@@ -196,7 +199,7 @@ func grubKernelLine(words []string) string {
 		}
 		for j := 0; j < len(w); j++ {
 			c := w[j]
-			if c == '\\' && j+3 < len(w) && w[j+1] == 'x' && isHex(w[j+2]) && isHex(w[j+3]) {
+			if passHex && c == '\\' && j+3 < len(w) && w[j+1] == 'x' && isHex(w[j+2]) && isHex(w[j+3]) {
 				b.WriteString(w[j : j+4])
 				j += 3
 				continue

@@ -236,18 +236,32 @@ func parseRoot(v string) (Root, bool) {
 }
 
 // unescapeUdev decodes the \xHH escapes udev puts in /dev/disk/by-* names.
+// It also takes \\xHH, the same escape with its backslash doubled by GRUB
+// 2.06 and older (grub_create_loader_cmdline escapes every backslash): udev
+// writes a backslash of the name as \x5c, so a doubled one is never part
+// of a name.
 func unescapeUdev(s string) string {
 	if !strings.Contains(s, `\x`) {
 		return s
 	}
 	var b strings.Builder
+	hexEscape := func(e string) (byte, bool) {
+		if len(e) < 4 || e[0] != '\\' || e[1] != 'x' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(e[2:4], 16, 8)
+		return byte(n), err == nil
+	}
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
-			if n, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
+		if c, ok := hexEscape(s[i:]); ok {
+			b.WriteByte(c)
+			i += 3
+			continue
+		}
+		if c, ok := hexEscape(s[i+1:]); ok && s[i] == '\\' {
+			b.WriteByte(c) // GRUB's doubled backslash
+			i += 4
+			continue
 		}
 		b.WriteByte(s[i])
 	}
