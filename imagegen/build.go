@@ -66,6 +66,7 @@ type input struct {
 // isoPlan is what Build learns from the spec and the host before it
 // writes anything.
 type isoPlan struct {
+	prebuilt       *prebuilt // the --squashfs file, checked
 	epoch          time.Time
 	out            string  // the final output file
 	device         bool    // out is a block device
@@ -174,8 +175,8 @@ func (b *ISO) plan() (*isoPlan, error) {
 		ClosureInfo: b.ClosureInfo,
 	}
 	if b.Squashfs != "" {
-		if _, err := os.Stat(b.Squashfs); err != nil {
-			return nil, fmt.Errorf("--squashfs: %w", err)
+		if p.prebuilt, err = checkPrebuilt(b.Squashfs); err != nil {
+			return nil, err
 		}
 	} else if p.clo, p.reg, err = p.img.Closure(); err != nil {
 		return nil, err
@@ -222,6 +223,7 @@ func (b *ISO) write(ctx context.Context, isoPath string, p *isoPlan, inputs []in
 		if err := addInput(w, input{target: live.StoreImage, host: b.Squashfs}, p.epoch); err != nil {
 			return nil, err
 		}
+		res.StorePaths, res.Squashfs = p.prebuilt.storePaths, p.prebuilt.size
 	} else if err := b.streamStoreImage(ctx, w, p, res); err != nil {
 		return nil, err
 	}

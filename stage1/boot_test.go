@@ -3,6 +3,7 @@
 package stage1_test
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -160,6 +161,9 @@ func TestBoot(t *testing.T) {
 		}
 	})
 
+	// A volume ID with spaces, escaped on the kernel line by both menus.
+	t.Run("space-label", func(t *testing.T) { bootSpaceVolumeID(t, env, sum) })
+
 	// A label that no device has: stage 1 says what it wanted and what it
 	// saw, and halts once live.timeout has passed; no stage 2, no panic.
 	t.Run("wrong-label", func(t *testing.T) {
@@ -236,21 +240,21 @@ func TestBoot(t *testing.T) {
 			iso  func(t *testing.T) string // makes the damaged ISO
 			want string                    // stage 1's error line
 		}{
-			// nix-store.squashfs cut to half its size (its superblock
-			// claims more bytes than the file holds: the kernel refuses it).
+			// nix-store.squashfs whose superblock claims twice the bytes
+			// the file holds, as when it is cut short: the kernel refuses
+			// it. (imagegen build --squashfs refuses such a file, so the
+			// ISO's copy is damaged in place.)
 			{"truncated-squashfs", func(t *testing.T) string {
-				iso := env.Path(t, livetest.ISO)
-				_, size, err := livetest.FileExtent(iso, "nix-store.squashfs")
-				require.NoError(t, err)
-				half := filepath.Join(t.TempDir(), "half.squashfs")
-				require.NoError(t, livetest.ExtractFile(iso, "nix-store.squashfs", half, size/2))
-				return env.BuildISO(t, "truncated-squashfs.iso", env.Spec(t, env.Path(t, livetest.Initrd)), "--squashfs", half)
+				return damagedStoreImage(t, env, func(sb []byte) {
+					used := binary.LittleEndian.Uint64(sb[40:])
+					binary.LittleEndian.PutUint64(sb[40:], 2*used)
+				})
 			}, squashfsErr("invalid argument")},
 			// A file that is not a squashfs image at all.
 			{"garbage-squashfs", func(t *testing.T) string {
-				garbage := filepath.Join(t.TempDir(), "garbage.squashfs")
-				require.NoError(t, os.WriteFile(garbage, []byte(strings.Repeat("not a squashfs image\n", 50000)), 0o644))
-				return env.BuildISO(t, "garbage-squashfs.iso", env.Spec(t, env.Path(t, livetest.Initrd)), "--squashfs", garbage)
+				return damagedStoreImage(t, env, func(sb []byte) {
+					copy(sb, strings.Repeat("not a squashfs image\n", len(sb)/21+1))
+				})
 			}, squashfsErr("invalid argument")},
 			// The ISO itself cut short (an interrupted download): its
 			// directories, written after the files, are gone.

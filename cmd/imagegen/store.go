@@ -40,6 +40,10 @@ func storeCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 		fs.Usage()
 		return errUsage
 	}
+	if msg := checkStoreFlags(*out, *regOut, *blockSize, roots); msg != "" {
+		fmt.Fprintln(stderr, "imagegen store: "+msg)
+		return errUsage
+	}
 	c, err := squashfs.ParseCompression(*comp)
 	if err != nil {
 		return err
