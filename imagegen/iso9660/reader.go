@@ -287,6 +287,9 @@ func (im *Image) rockRidge(s []byte) (name string, mode fs.FileMode, link string
 				nm.Write(e[5:])
 			}
 		case "SL":
+			if l < 5 {
+				break
+			}
 			for c := e[5:]; len(c) >= 2 && 2+int(c[1]) <= len(c); {
 				flags, n := c[0], int(c[1])
 				if slSep {
