@@ -17,20 +17,38 @@ import (
 // exit status says which signal; a temporary file a killed run left is
 // removed by the next run once old enough.
 
-// signalFixture is a store whose one path holds 24 MiB, half text and
-// half noise: enough for zstd at level 19 to take seconds, so that a run
-// can be caught in the middle.
+// signalFixture is a store whose one path holds 48 MiB of text and noise
+// in turns: enough for zstd at level 19 to take many seconds, with output
+// that grows all along, so that a run is caught well before its end.
 type signalFixture struct {
 	in   *isoInputs
 	big  string // the store path
 	spec map[string]any
 }
 
+// mixed is n bytes of 64 KiB pieces of text and of fresh noise in turns.
+func mixed(n int) []byte {
+	text := blob(128 << 10)[:64<<10]
+	b := make([]byte, n)
+	x := uint32(88172645)
+	for i := range b {
+		if (i>>16)%2 == 0 {
+			b[i] = text[i%len(text)]
+			continue
+		}
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}
+
 func newSignalFixture(t *testing.T) *signalFixture {
 	t.Helper()
 	in := newISOInputs(t, "", "")
 	f := &signalFixture{in: in, big: in.extra}
-	mustWrite(t, filepath.Join(in.storeRoot, in.extra, "share", "big"), blob(24<<20), 0o644)
+	mustWrite(t, filepath.Join(in.storeRoot, in.extra, "share", "big"), mixed(48<<20), 0o644)
 	f.spec = in.spec()
 	f.spec["squashfsCompression"] = "zstd -Xcompression-level 19"
 	return f
@@ -156,7 +174,7 @@ func TestSignals(t *testing.T) {
 	for k, v := range f.spec {
 		compressed[k] = v
 	}
-	compressed["squashfsCompression"] = "gzip -Xcompression-level 1"
+	compressed["squashfsCompression"] = "gzip -Xcompression-level 9"
 	compressed["compressImage"] = "bzip2"
 	compressedSpec := writeISOSpec(t, compressed)
 
@@ -194,6 +212,7 @@ func TestSignals(t *testing.T) {
 					out := t.TempDir()
 					r := startCLI(t, out, tc.args(out)...)
 					r.waitFor(t, p.name, p.cond(r))
+					t.Logf("at %s: %v", p.name, r.files())
 					if err := r.cmd.Process.Signal(sig); err != nil {
 						t.Fatal(err)
 					}
