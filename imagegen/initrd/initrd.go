@@ -134,13 +134,13 @@ func (in *Initrd) Build(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("initrd: zstd: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := atomicfile.WriteFile(in.Output, z, 0o644); err != nil {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
 	return &Result{Entries: len(recs)}, nil
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 }
 
 // moduleRecords copies the chosen modules and reduced module database files
