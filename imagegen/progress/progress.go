@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/nixlive/nixlive/internal/bytesize"
 )
 
 // Meter prints a one-line, self-overwriting status at most every interval.
@@ -48,9 +50,9 @@ func (m *Meter) Set(done int64) {
 	m.shown = true
 	rate := float64(done) / now.Sub(m.start).Seconds() / (1 << 20)
 	if m.total > 0 {
-		fmt.Fprintf(m.w, "\r%s: %d%% (%s of %s, %.0f MiB/s)\x1b[K", m.label, done*100/m.total, human(done), human(m.total), rate)
+		fmt.Fprintf(m.w, "\r%s: %d%% (%s of %s, %.0f MiB/s)\x1b[K", m.label, done*100/m.total, bytesize.Format(done), bytesize.Format(m.total), rate)
 	} else {
-		fmt.Fprintf(m.w, "\r%s: %s (%.0f MiB/s)\x1b[K", m.label, human(done), rate)
+		fmt.Fprintf(m.w, "\r%s: %s (%.0f MiB/s)\x1b[K", m.label, bytesize.Format(done), rate)
 	}
 }
 
@@ -63,16 +65,5 @@ func (m *Meter) Done() {
 	defer m.mu.Unlock()
 	if m.shown {
 		fmt.Fprintf(m.w, "\r\x1b[K")
-	}
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d KiB", n>>10)
 	}
 }

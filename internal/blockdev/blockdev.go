@@ -12,6 +12,8 @@ package blockdev
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nixlive/nixlive/internal/bytesize"
 )
 
 // Dev is a block device or a partition: its name in /dev and its numbers.
@@ -87,7 +89,7 @@ type TooSmallError struct {
 
 func (e *TooSmallError) Error() string {
 	return fmt.Sprintf("%s is too small: %d bytes (%s), the image is %d bytes (%s); nothing was written",
-		e.Path, e.Size, human(e.Size), e.ImageBytes, human(e.ImageBytes))
+		e.Path, e.Size, bytesize.Format(e.Size), e.ImageBytes, bytesize.Format(e.ImageBytes))
 }
 
 // CheckSize refuses a device smaller than the image.
@@ -96,16 +98,6 @@ func CheckSize(path string, size, image int64) error {
 		return &TooSmallError{Path: path, Size: size, ImageBytes: image}
 	}
 	return nil
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }
 
 // parseSwaps reads /proc/swaps: a header line, then the file name first on
