@@ -25,8 +25,9 @@ type Cmdline struct {
 	CopyToRAM    bool              // copytoram
 	FindISO      string            // findiso=/path/to/file.iso (on another filesystem)
 	ShellOnFail  bool              // boot.shell_on_fail
-	PanicOnFail  bool              // boot.panic_on_fail
-	Debug1       bool              // boot.debug1, boot.debug1devices or boot.debug1mounts
+	PanicOnFail  bool              // boot.panic_on_fail (or NixOS's stage1panic=1)
+	Debug1       bool              // boot.debug1 (or debug1), boot.debug1devices or boot.debug1mounts
+	Trace        bool              // boot.trace (or debugtrace): NixOS's set -x of its stage 1 script
 	Debug1Where  string            // "", "devices" or "mounts": which of them (the last)
 	Timeout      time.Duration     // live.timeout=<seconds>, default DefaultTimeout
 	LiveInit     string            // live.init= : fallback init for stage 2
@@ -118,12 +119,16 @@ func ParseCmdline(s string) (*Cmdline, error) {
 			c.ShellOnFail = flag(t)
 		case "boot.panic_on_fail":
 			c.PanicOnFail = flag(t)
-		case "boot.debug1", "boot.debug1devices", "boot.debug1mounts":
+		case "stage1panic": // NixOS's older spelling, only as stage1panic=1
+			c.PanicOnFail = v == "1"
+		case "boot.debug1", "debug1", "boot.debug1devices", "boot.debug1mounts":
 			c.Debug1 = flag(t)
 			c.Debug1Where = ""
 			if c.Debug1 {
-				c.Debug1Where = strings.TrimPrefix(k, "boot.debug1")
+				c.Debug1Where = strings.TrimPrefix(strings.TrimPrefix(k, "boot."), "debug1")
 			}
+		case "boot.trace", "debugtrace":
+			c.Trace = flag(t)
 		case "live.timeout":
 			d, err := parseSeconds(v)
 			if err != nil {
@@ -136,6 +141,27 @@ func ParseCmdline(s string) (*Cmdline, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// bootParams are the boot.* parameters the stages know: those stage 1
+// reads, and boot.debugtrace, which NixOS's stage 2 script reads.
+var bootParams = []string{
+	"boot.shell_on_fail", "boot.panic_on_fail", "boot.debug1", "boot.debug1devices",
+	"boot.debug1mounts", "boot.trace", "boot.debugtrace",
+}
+
+// UnknownBootParams lists, sorted, the boot.* parameters of the command
+// line that no stage reads (a typo, or a NixOS parameter nixlive does not
+// have), for stage 1 to say it ignores them.
+func (c *Cmdline) UnknownBootParams() []string {
+	var out []string
+	for k := range c.Params {
+		if strings.HasPrefix(k, "boot.") && !slices.Contains(bootParams, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // token is one parameter: key, or key=val when hasVal.
