@@ -1,11 +1,13 @@
 package stage1
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,6 +130,64 @@ func (b *Boot) findMedium() (string, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// mediumFSTypes are the file systems stage 1 mounts the medium with, as
+// blkid names them: the ISO itself, or its files copied onto a stick
+// formatted FAT or ext (UNetbootin style), which NixOS's stage 1 mounts too
+// (its type is "auto").
+var mediumFSTypes = []string{"iso9660", "vfat", "ext2", "ext3", "ext4"}
+
+// mediumFSType is the file system type the medium is to be mounted with:
+// the probed type of the device found, or for findiso of the ISO file. A
+// type stage 1 cannot mount the medium with is an error that names it.
+func (b *Boot) mediumFSType() (string, error) {
+	var fs blkid.FS
+	var err error
+	if b.Cmd.FindISO != "" {
+		fs, err = probeFile(b.device)
+	} else {
+		fs, err = b.seenFS(b.device)
+	}
+	if err != nil {
+		return "", fmt.Errorf("stage1: the medium %s: %w", b.device, err)
+	}
+	return checkMediumFS(b.device, fs.Type)
+}
+
+// checkMediumFS refuses a medium whose file system stage 1 cannot mount.
+func checkMediumFS(device, fsType string) (string, error) {
+	if !slices.Contains(mediumFSTypes, fsType) {
+		what := "no file system stage 1 recognizes"
+		if fsType != "" {
+			what = "a " + fsType + " file system"
+		}
+		return "", fmt.Errorf("stage1: the medium %s holds %s; the live medium must be one of %s",
+			device, what, strings.Join(mediumFSTypes, ", "))
+	}
+	return fsType, nil
+}
+
+// seenFS is what the scan probed on device (/dev/NAME).
+func (b *Boot) seenFS(device string) (blkid.FS, error) {
+	for _, d := range b.seen {
+		if "/dev/"+d.Name == device {
+			if d.Err != "" {
+				return d.FS, errors.New(d.Err)
+			}
+			return d.FS, nil
+		}
+	}
+	return probeFile(device)
+}
+
+func probeFile(p string) (blkid.FS, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return blkid.FS{}, err
+	}
+	defer f.Close()
+	return blkid.Probe(f)
 }
 
 type notFoundError struct {

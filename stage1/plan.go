@@ -24,10 +24,12 @@ type Mount struct {
 type MountPlan []Mount
 
 // Plan returns the mounts for a medium at device (a block device, or for
-// findiso a loop over the ISO file) with the store image at image (a path
+// findiso a loop over the ISO file) holding a file system of type fsType (as
+// probed: iso9660, or vfat or ext2/3/4 for the ISO's files copied onto a
+// stick) with the store image at image (a path
 // on the medium, or for copytoram in live.RAMStore). multiThreaded selects the
 // squashfs threads=multi option of kernels from 6.2 on.
-func Plan(device string, copyToRAM, multiThreaded bool) MountPlan {
+func Plan(device, fsType string, copyToRAM, multiThreaded bool) MountPlan {
 	sqOpts := ""
 	if multiThreaded {
 		sqOpts = "threads=multi"
@@ -38,7 +40,7 @@ func Plan(device string, copyToRAM, multiThreaded bool) MountPlan {
 	}
 	return MountPlan{
 		{Source: "tmpfs", Target: "/", FSType: "tmpfs", Data: "mode=0755"},
-		{Source: device, Target: live.ISODir, FSType: "iso9660", ReadOnly: true},
+		{Source: device, Target: live.ISODir, FSType: fsType, ReadOnly: true},
 		{Source: image, Target: live.ROStore, FSType: "squashfs", Data: sqOpts, ReadOnly: true, Loop: true},
 		{Source: "tmpfs", Target: live.RWStore, FSType: "tmpfs", Data: "mode=0755"},
 		{Source: "overlay", Target: live.Store, FSType: "overlay",

@@ -108,7 +108,11 @@ func mountEarly() error {
 
 // mountAll carries out the mount plan below live.NewRoot.
 func (b *Boot) mountAll() error {
-	plan := Plan(b.device, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2))
+	fsType, err := b.mediumFSType()
+	if err != nil {
+		return err
+	}
+	plan := Plan(b.device, fsType, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2))
 	for _, m := range plan {
 		target := path.Join(live.NewRoot, m.Target)
 		if err := os.MkdirAll(target, 0o755); err != nil {
