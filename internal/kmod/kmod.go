@@ -223,3 +223,43 @@ func (db *DB) Dir() string { return db.dir }
 
 // Modules lists the names of the loadable modules in modules.dep order.
 func (db *DB) Modules() []string { return append([]string(nil), db.order...) }
+
+// Glob returns the names of the loadable modules whose file matches one of
+// patterns (path.Match, relative to the database directory, against the
+// file's path without ".ko" and its compression suffix, such as
+// "kernel/drivers/ata/*") and no pattern that starts with "!" (such as
+// "!kernel/drivers/ata/pata_pcmcia"), in modules.dep order. A malformed
+// pattern is an error.
+func (db *DB) Glob(patterns []string) ([]string, error) {
+	var in, out []string
+	for _, p := range patterns {
+		if _, err := path.Match(strings.TrimPrefix(p, "!"), ""); err != nil {
+			return nil, fmt.Errorf("kmod: pattern %q: %w", p, err)
+		}
+		if x, ok := strings.CutPrefix(p, "!"); ok {
+			out = append(out, x)
+		} else {
+			in = append(in, p)
+		}
+	}
+	var names []string
+	for _, m := range db.order {
+		stem := db.paths[m]
+		if i := strings.LastIndex(stem, ".ko"); i >= 0 {
+			stem = stem[:i]
+		}
+		if matchAny(in, stem) && !matchAny(out, stem) {
+			names = append(names, m)
+		}
+	}
+	return names, nil
+}
+
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, s); ok {
+			return true
+		}
+	}
+	return false
+}
