@@ -21,6 +21,12 @@ func TestMediumFSType(t *testing.T) {
 		}
 		assert.Equal(t, typ, Plan("/dev/sdb", typ, false, false)[1].FSType, "the plan mounts /iso as %s", typ)
 	}
+	// FAT is mounted with a character set the initrd has (not the
+	// kernel's default, Debian's ascii, a module it lacks).
+	assert.Equal(t, "iocharset=iso8859-1", Plan("/dev/sdb", "vfat", false, false)[1].Data)
+	for _, typ := range []string{"iso9660", "ext4"} {
+		assert.Empty(t, Plan("/dev/sdb", typ, false, false)[1].Data, typ)
+	}
 	_, err := checkMediumFS("/dev/sdb", "squashfs")
 	assert.EqualError(t, err, "stage1: the medium /dev/sdb holds a squashfs file system; the live medium must be one of iso9660, vfat, ext2, ext3, ext4")
 	_, err = checkMediumFS("/dev/sdb", "")

@@ -40,7 +40,7 @@ func Plan(device, fsType string, copyToRAM, multiThreaded bool) MountPlan {
 	}
 	return MountPlan{
 		{Source: "tmpfs", Target: "/", FSType: "tmpfs", Data: "mode=0755"},
-		{Source: device, Target: live.ISODir, FSType: fsType, ReadOnly: true},
+		{Source: device, Target: live.ISODir, FSType: fsType, Data: mediumMountData(fsType), ReadOnly: true},
 		{Source: image, Target: live.ROStore, FSType: "squashfs", Data: sqOpts, ReadOnly: true, Loop: true},
 		{Source: "tmpfs", Target: live.RWStore, FSType: "tmpfs", Data: "mode=0755"},
 		{Source: "overlay", Target: live.Store, FSType: "overlay",
