@@ -68,6 +68,7 @@ func (b *Boot) run() error {
 	if b.Cmd, err = live.ReadCmdline(); err != nil {
 		return fmt.Errorf("stage1: kernel command line: %w", err)
 	}
+	b.noteCmdline()
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {
 		b.shell("boot.debug1: shell before anything is mounted")
 	}
