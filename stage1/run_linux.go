@@ -89,6 +89,9 @@ func (b *Boot) run() error {
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "mounts" {
 		b.shell("boot.debug1mounts: shell after mounting")
 	}
+	if err := b.checkSystem(); err != nil {
+		return err
+	}
 	return b.switchRoot()
 }
 
