@@ -4,15 +4,24 @@ package live
 // live CD (nixos/modules/installer/cd-dvd/iso-image.nix declares the same
 // file systems), and where the stages leave what they tell each other.
 const (
-	NewRoot  = "/mnt-root"          // stage 1 builds the new root here before switch_root
-	ISODir   = "/iso"               // the medium
-	ROStore  = "/nix/.ro-store"     // the squashfs store, read-only, on a loop device
-	RWStore  = "/nix/.rw-store"     // the tmpfs holding the overlay's upper and work directories
-	Store    = "/nix/store"         // the overlay of the two: the writable store
-	RAMStore = "/nix/.squashfs-ram" // copytoram: the tmpfs holding the store image
+	NewRoot = "/mnt-root"      // stage 1 builds the new root here before switch_root
+	ISODir  = "/iso"           // the medium
+	ROStore = "/nix/.ro-store" // the squashfs store, read-only, on a loop device
+	RWStore = "/nix/.rw-store" // the tmpfs holding the overlay's upper and work directories
+	Store   = "/nix/store"     // the overlay of the two: the writable store
 	// FindISOBase is where stage 1 mounts the file systems it searches for
-	// findiso=.
-	FindISOBase = "/run/nixlive/findiso"
+	// findiso=: in the initramfs, as NixOS's /findiso, so that after
+	// switch_root stage 2 sees none of them.
+	FindISOBase = "/findiso"
+	// CopySource is where stage 1 mounts the medium for copytoram, in the
+	// initramfs, while it copies it onto the tmpfs at ISODir (NixOS's
+	// /tmp-iso).
+	CopySource = "/tmp-iso"
+	// DevRoot is the link to the medium NixOS's stage 1 makes (the fstab
+	// mounts /dev/root on ISODir), and DevRootRule the udev rule it writes
+	// so that udev in stage 2 keeps the link.
+	DevRoot     = "/dev/root"
+	DevRootRule = "/run/udev/rules.d/61-dev-root-link.rules"
 
 	// Stage1TimelinePath is where stage 1 leaves its timeline; /run moves
 	// into the new root, so stage 2 finds it there.

@@ -38,16 +38,26 @@ var (
 	}
 	copyToRAMSteps = []string{
 		"start", "early mounts", "modules", "coldplug?", "medium found",
-		"mount /", "mount /iso", "copytoram", "medium released",
+		"mount /", "copytoram", "medium released", "mount /iso",
 		"mount /nix/.ro-store", "mount /nix/.rw-store", "mount /nix/store",
 		"switch_root",
 	}
 )
 
 // The checks checkstage2 makes, by name; each must be printed and ok.
+// nixosChecks, in every boot, are of the state NixOS's stage 2 relies on:
+// what NixOS's scripted stage 1 leaves it, the file systems iso-image.nix
+// declares, and stage-2-init.sh's store step replayed.
 var (
-	liveChecks      = []string{"root-tmpfs", "iso-iso9660", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}
-	copyToRAMChecks = []string{"root-tmpfs", "medium-released", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}
+	nixosChecks = []string{
+		"handover-argv", "handover-env", "pid1",
+		"special-mount-proc", "special-mount-sys", "special-mount-dev", "special-mount-run",
+		"dev-fd-links", "dev-kmsg-writable", "console-fds", "no-stage1-processes", "modprobe-path",
+		"fstab-types", "dev-root", "dev-root-udev-rule", "ro-store-backing-file", "overlay-dirs-0700", "no-stray-mounts",
+		"store-nixos-ro",
+	}
+	liveChecks      = append([]string{"root-tmpfs", "iso-iso9660", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}, nixosChecks...)
+	copyToRAMChecks = append([]string{"root-tmpfs", "medium-released", "ro-store-squashfs-loop", "store-overlay", "store-writable", "store-file-intact", "timeline"}, nixosChecks...)
 )
 
 // wrongLabel is a label no device has.
@@ -115,12 +125,16 @@ func TestBoot(t *testing.T) {
 			}
 			r := bootToPass(t, sum, opts, liveChecks, cdSteps)
 			assert.Equal(t, "source="+tc.dev, checkDetail(r, "iso-iso9660"), "the medium mounted on /iso")
+			assert.Contains(t, checkDetail(r, "dev-root"), "("+tc.dev+")", "/dev/root is the medium")
 		})
 	}
 
 	// copytoram from the boot loader's menu line (the spec's kernelParams):
-	// the store image is copied to RAM and the medium released before
-	// stage 2, whose store still reads.
+	// the medium is copied onto a tmpfs at /iso, as NixOS does, and
+	// released before stage 2, whose store still reads. /iso stays
+	// mounted: NixOS's fstab mounts /dev/root there without nofail, and
+	// systemd fails iso.mount if it is not. (This test asserted "/iso
+	// mounted=false" before, which was wrong.)
 	t.Run("copytoram", func(t *testing.T) {
 		env.Start(livetest.Store, livetest.Initrd)
 		t.Parallel()
@@ -128,7 +142,10 @@ func TestBoot(t *testing.T) {
 		spec := specWith(t, env.Spec(t, env.Path(t, livetest.Initrd)), "copytoram", "check.copytoram")
 		iso := env.BuildISO(t, "copytoram.iso", spec)
 		r := bootToPass(t, sum, vmtest.Options{Name: "copytoram", CDROM: iso}, copyToRAMChecks, copyToRAMSteps)
-		assert.Equal(t, "/iso mounted=false", checkDetail(r, "medium-released"))
+		assert.Equal(t, "/iso=tmpfs medium=/dev/sr0 mounted=false", checkDetail(r, "medium-released"))
+		assert.Equal(t, "/iso=tmpfs", strings.Fields(checkDetail(r, "fstab-types"))[1])
+		assert.Contains(t, checkDetail(r, "dev-root"), "(/dev/sr0)", "/dev/root is still the medium")
+		assert.Contains(t, checkDetail(r, "ro-store-backing-file"), `backing_file="/iso/`)
 		assert.Contains(t, checkDetail(r, "store-file-intact"), s.File+" sha256="+s.SHA256)
 	})
 
@@ -148,13 +165,19 @@ func TestBoot(t *testing.T) {
 			Name:   "findiso",
 			Kernel: env.Kernel.Vmlinuz,
 			Initrd: env.Path(t, livetest.Initrd),
-			Append: "findiso=" + isoPath + " " + env.Cmdline(t),
+			// The kernel gives what follows "--" to stage 1's argv; NixOS's
+			// stage 1 passes none of it to stage 2 (handover-argv).
+			Append: "findiso=" + isoPath + " " + env.Cmdline(t) + " -- nixlive-init-arg",
 			Disks:  []vmtest.Disk{{Path: img, Snapshot: true}},
 			// Not even the empty CD-ROM drive QEMU adds by default.
 			ExtraArgs: []string{"-nodefaults"},
 		}
 		r := bootToPass(t, sum, opts, liveChecks, cdSteps)
 		assert.Regexp(t, `^source=/dev/loop\d+$`, checkDetail(r, "iso-iso9660"), "the ISO file on a loop device")
+		// /dev/root is that loop device (NixOS links the ISO file on its
+		// /findiso, which stage 2 cannot see), and the ext4 disk holding
+		// the file is mounted nowhere stage 2 sees (no-stray-mounts).
+		assert.Regexp(t, `\(/dev/loop\d+\) /iso source=/dev/loop\d+$`, checkDetail(r, "dev-root"))
 		_, msg, ok := livetest.Stage1Log(r.console, "medium found")
 		if assert.True(t, ok, "stage 1 logs where it found the medium") {
 			assert.Contains(t, msg, isoPath+" on /dev/sda")

@@ -27,17 +27,16 @@ type MountPlan []Mount
 // findiso a loop over the ISO file) holding a file system of type fsType (as
 // probed: iso9660, or vfat or ext2/3/4 for the ISO's files copied onto a
 // stick) with the store image at image (a path
-// on the medium, or for copytoram in live.RAMStore). multiThreaded selects the
+// on the medium, in RAM for copytoram). multiThreaded selects the
 // squashfs threads=multi option of kernels from 6.2 on.
 func Plan(device, fsType string, copyToRAM, multiThreaded bool) MountPlan {
 	sqOpts := ""
 	if multiThreaded {
 		sqOpts = "threads=multi"
 	}
+	// copytoram too: the medium is copied onto a tmpfs at /iso, as NixOS
+	// does, and the image loop-mounted from there.
 	image := path.Join(live.ISODir, live.StoreImage)
-	if copyToRAM {
-		image = path.Join(live.RAMStore, live.StoreImage)
-	}
 	return MountPlan{
 		{Source: "tmpfs", Target: "/", FSType: "tmpfs", Data: "mode=0755"},
 		{Source: device, Target: live.ISODir, FSType: fsType, Data: mediumMountData(fsType), ReadOnly: true},

@@ -68,7 +68,6 @@ func (b *Boot) run() error {
 	if b.Cmd, err = live.ReadCmdline(); err != nil {
 		return fmt.Errorf("stage1: kernel command line: %w", err)
 	}
-	b.noteCmdline()
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {
 		b.shell("boot.debug1: shell before anything is mounted")
 	}
@@ -89,9 +88,6 @@ func (b *Boot) run() error {
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "mounts" {
 		b.shell("boot.debug1mounts: shell after mounting")
 	}
-	if err := b.checkSystem(); err != nil {
-		return err
-	}
 	return b.switchRoot()
 }
 
@@ -107,7 +103,7 @@ func mountEarly() error {
 			return fmt.Errorf("stage1: mount %s on %s: %w", m.FSType, m.Target, err)
 		}
 	}
-	return nil
+	return devLinks()
 }
 
 // mountAll carries out the mount plan below live.NewRoot.
@@ -122,11 +118,6 @@ func (b *Boot) mountAll() error {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", target, err)
 		}
-		if m.FSType == "squashfs" && b.Cmd.CopyToRAM {
-			if err := b.copyToRAM(); err != nil {
-				return err
-			}
-		}
 		src := m.Source
 		if m.Target == live.ROStore {
 			src = path.Join(live.NewRoot, src) // the image is on the medium, below the new root
@@ -137,12 +128,20 @@ func (b *Boot) mountAll() error {
 		if m.FSType == "overlay" { // its directories are inside the new root too
 			m.Data = strings.ReplaceAll(m.Data, "=/", "="+live.NewRoot+"/")
 		}
+		if m.Target == live.ISODir && b.Cmd.CopyToRAM {
+			if err := b.copyToRAM(src, target, m); err != nil {
+				return err
+			}
+			b.mark("mount "+m.Target, "tmpfs, the copy of "+b.device)
+			continue
+		}
 		if err := b.mount(src, target, m); err != nil {
 			return err
 		}
 		if m.Target == live.RWStore {
 			for _, d := range []string{"store", "work"} {
-				if err := os.Mkdir(path.Join(target, d), 0o755); err != nil {
+				// 0700, as stage-1-init.sh makes the overlay's directories.
+				if err := os.Mkdir(path.Join(target, d), 0o700); err != nil {
 					return fmt.Errorf("stage1: mkdir %s/%s: %w", target, d, err)
 				}
 			}
@@ -189,41 +188,63 @@ func (b *Boot) mount(src, target string, m Mount) error {
 	return nil
 }
 
-// copyToRAM copies the store image into a tmpfs sized to it and releases
-// the medium, so it can be ejected.
-func (b *Boot) copyToRAM() error {
-	src := path.Join(live.NewRoot, live.ISODir, live.StoreImage)
-	fi, err := os.Stat(src)
-	if err != nil {
+// copyToRAM mounts the medium (src, as the plan's m would) on
+// live.CopySource, copies everything on it onto a tmpfs at target (the
+// new root's /iso) sized to the medium, and releases the medium, so it can
+// be ejected: NixOS's copytoram. The store image is then loop-mounted from
+// the copy.
+func (b *Boot) copyToRAM(src, target string, m Mount) error {
+	if err := os.MkdirAll(live.CopySource, 0o755); err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
 	}
+	if err := b.mount(src, live.CopySource, m); err != nil {
+		return err
+	}
+	var sf unix.Statfs_t
+	if err := unix.Statfs(live.CopySource, &sf); err != nil {
+		return fmt.Errorf("stage1: copytoram: %w", err)
+	}
+	used := int64(sf.Blocks-sf.Bfree) * sf.Bsize
 	avail, err := memAvailable()
 	if err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
 	}
-	need := fi.Size() + 64<<20 // the copy, and room to go on booting
-	if avail < need {
-		return fmt.Errorf("stage1: copytoram: the store image is %d MiB but only %d MiB of memory is available; boot without copytoram or add memory",
-			fi.Size()>>20, avail>>20)
+	if need := used + 64<<20; avail < need { // the copy, and room to go on booting
+		return fmt.Errorf("stage1: copytoram: the medium holds %d MiB but only %d MiB of memory is available; boot without copytoram or add memory",
+			used>>20, avail>>20)
 	}
-	dir := path.Join(live.NewRoot, live.RAMStore)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	size := max(used, sizeOf(src)) // NixOS: size=<the medium's size>
+	size = (size + 1<<20 + 4095) &^ 4095
+	if err := unix.Mount("tmpfs", target, "tmpfs", 0, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
+		return fmt.Errorf("stage1: copytoram: mount tmpfs on %s: %w", target, err)
 	}
-	size := (fi.Size() + 1<<20 + 4095) &^ 4095
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
-		return fmt.Errorf("stage1: copytoram: mount tmpfs on %s: %w", dir, err)
-	}
-	if err := copyfile.Copy(src, path.Join(dir, live.StoreImage), 0o666); err != nil {
+	entries, err := os.ReadDir(live.CopySource)
+	if err != nil {
 		return fmt.Errorf("stage1: copytoram: %w", err)
 	}
-	b.mark("copytoram", fmt.Sprintf("%d MiB", fi.Size()>>20))
-	iso := path.Join(live.NewRoot, live.ISODir)
-	if err := unix.Unmount(iso, 0); err != nil {
-		return fmt.Errorf("stage1: copytoram: release the medium: unmount %s: %w", iso, err)
+	for _, e := range entries {
+		if err := copyfile.Tree(path.Join(live.CopySource, e.Name()), path.Join(target, e.Name())); err != nil {
+			return fmt.Errorf("stage1: copytoram: %w", err)
+		}
 	}
+	b.mark("copytoram", fmt.Sprintf("%d MiB", used>>20))
+	if err := unix.Unmount(live.CopySource, 0); err != nil {
+		return fmt.Errorf("stage1: copytoram: release the medium: unmount %s: %w", live.CopySource, err)
+	}
+	os.Remove(live.CopySource)
 	b.mark("medium released", b.device)
 	return nil
+}
+
+// sizeOf is the size of a block device or file, 0 if unknown.
+func sizeOf(p string) int64 {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n, _ := f.Seek(0, io.SeekEnd)
+	return n
 }
 
 func memAvailable() (int64, error) {
@@ -266,6 +287,9 @@ func (b *Boot) switchRoot() error {
 			return fmt.Errorf("stage1: mkdir %s: %w", dst, err)
 		}
 	}
+	if err := b.nixosHandover(); err != nil {
+		return err
+	}
 	b.mark("switch_root", init)
 	if err := b.writeTimeline(); err != nil {
 		b.Log.Warn("timeline not written", "err", err)
@@ -288,13 +312,11 @@ func (b *Boot) switchRoot() error {
 	if err := os.Chdir("/"); err != nil {
 		return fmt.Errorf("stage1: chdir /: %w", err)
 	}
-	env := []string{"PATH=/run/current-system/sw/bin:/bin:/usr/bin", "HOME=/"}
-	if b.Cmd.SystemConfig != "" {
-		env = append(env, "systemConfig="+b.Cmd.SystemConfig)
-	}
-	argv := append([]string{init}, b.Cmd.InitArgs...)
+	// As NixOS's "exec env -i switch_root /mnt-root $stage2Init": no
+	// environment, and only the init in argv (stage 2 reads systemConfig
+	// from the kernel command line).
 	b.flush()
-	err := unix.Exec(init, argv, env)
+	err := unix.Exec(init, []string{init}, []string{})
 	return fmt.Errorf("stage1: exec stage 2 %s: %w", init, err)
 }
 
