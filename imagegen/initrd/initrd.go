@@ -29,17 +29,45 @@ import (
 	"github.com/nixlive/nixlive/live"
 )
 
-// DefaultModules boot a CD, a USB stick or a virtio disk, and mount
-// the live layout; those a kernel builds in are skipped.
-var DefaultModules = []string{
-	// CD and disk controllers
-	"ata_piix", "ahci", "sr_mod", "cdrom", "sd_mod", "nvme",
-	// USB
-	"xhci_pci", "ehci_pci", "ohci_pci", "uhci_hcd", "usb_storage", "uas",
-	// virtual machines
-	"virtio_pci", "virtio_blk", "virtio_scsi",
-	// file systems: the medium, the store, the overlay, findiso hosts
-	"isofs", "squashfs", "loop", "overlay", "vfat", "nls_cp437", "nls_iso8859_1", "ext4",
+// DefaultModules are loaded eagerly at boot: what the live layout needs
+// whatever the hardware (the file systems of the medium, the store and
+// the overlay, and loop devices); those a kernel builds in are skipped.
+// The drivers of the hardware are loaded when it shows up (coldplug, by
+// modalias) from the families of DefaultHardware.
+var DefaultModules = []string{"isofs", "squashfs", "overlay", "loop"}
+
+// DefaultHardware are the modules the initrd carries, unless --modules
+// names its own, for stage 1 to load when the hardware asks for them by
+// modalias (and the file systems for findiso= hosts): path patterns
+// (path.Match) relative to the kernel's module tree, without the .ko
+// suffix, so whole families of drivers follow the kernel; "!" before a
+// pattern leaves its modules out. As NixOS's
+// all-hardware profile, for CDs, USB sticks, SATA, NVMe, SD cards and
+// virtual disks, and USB keyboards for the rescue shell. Left out: SCSI
+// and RAID HBAs (large, and no live medium sits behind them), NVMe over
+// fabrics, PCMCIA, I2C HID.
+var DefaultHardware = []string{
+	// SATA, PATA, NVMe, SCSI disks and CDs
+	"kernel/drivers/ata/*", "!kernel/drivers/ata/pata_pcmcia", "kernel/drivers/nvme/host/nvme",
+	"kernel/drivers/scsi/sd_mod", "kernel/drivers/scsi/sr_mod",
+	// USB host controllers, sticks and card readers
+	"kernel/drivers/usb/host/*", "!kernel/drivers/usb/host/*_cs", "!kernel/drivers/usb/host/u132-hcd",
+	"kernel/drivers/usb/storage/*",
+	// USB keyboards: HID over USB, the generic driver and those of
+	// common keyboards (NixOS's list)
+	"kernel/drivers/hid/usbhid/usbhid", "kernel/drivers/hid/hid-generic",
+	"kernel/drivers/hid/hid-apple", "kernel/drivers/hid/hid-cherry", "kernel/drivers/hid/hid-corsair",
+	"kernel/drivers/hid/hid-lenovo", "kernel/drivers/hid/hid-logitech-dj", "kernel/drivers/hid/hid-logitech-hidpp",
+	"kernel/drivers/hid/hid-microsoft", "kernel/drivers/hid/hid-roccat",
+	"kernel/drivers/input/keyboard/atkbd", "kernel/drivers/input/serio/i8042",
+	// SD cards and eMMC
+	"kernel/drivers/mmc/core/*", "!kernel/drivers/mmc/core/sdio_uart", "kernel/drivers/mmc/host/sdhci*", "kernel/drivers/mmc/host/rtsx_*",
+	// virtual machines: virtio, Hyper-V, VMware
+	"kernel/drivers/virtio/*", "kernel/drivers/block/virtio_blk", "kernel/drivers/scsi/virtio_scsi",
+	"kernel/drivers/scsi/hv_storvsc", "kernel/drivers/hv/hv_vmbus", "kernel/drivers/scsi/vmw_pvscsi",
+	// file systems of the disks findiso= looks on
+	"kernel/fs/fat/vfat", "kernel/fs/nls/nls_cp437", "kernel/fs/nls/nls_iso8859-1", "kernel/fs/nls/nls_utf8",
+	"kernel/fs/ext4/ext4", "kernel/fs/exfat/exfat",
 }
 
 // Initrd builds one initrd.
@@ -53,8 +81,10 @@ type Initrd struct {
 	// empty means no modules.
 	ModulesDir string
 	// Modules are loaded eagerly at boot, with their dependencies; nil means
-	// DefaultModules. Modules the kernel builds in are skipped;
-	// modules it does not have are an error only when named explicitly.
+	// DefaultModules, and the initrd then also carries the modules of
+	// DefaultHardware for coldplug (given Modules, it carries only those).
+	// Modules the kernel builds in are skipped; modules it does not have
+	// are an error only when named explicitly.
 	Modules  []string
 	Explicit bool // Modules were given by the user
 	// RescueShell adds u-root's shell (gosh, as /bin/sh) and core commands
@@ -168,7 +198,15 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 		}
 		names = append(names, n)
 	}
-	files, err := db.Resolve(names...)
+	carried := names
+	if in.Modules == nil {
+		hw, err := db.Glob(DefaultHardware)
+		if err != nil {
+			return nil, fmt.Errorf("initrd: %w", err)
+		}
+		carried = append(append([]string{}, names...), hw...)
+	}
+	files, err := db.Resolve(carried...)
 	if err != nil {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
@@ -202,7 +240,7 @@ func (in *Initrd) moduleRecords() ([]cpio.Record, error) {
 	}
 	// The module database, cut down to what the initrd holds, so stage 1
 	// resolves and coldplugs with the same code as on a full system.
-	index, err := db.Subset(names)
+	index, err := db.Subset(carried)
 	if err != nil {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
