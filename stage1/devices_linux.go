@@ -152,7 +152,33 @@ func (b *Boot) mediumFSType() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stage1: the medium %s: %w", b.device, err)
 	}
-	return checkMediumFS(b.device, fs.Type)
+	t, err := checkMediumFS(b.device, fs.Type)
+	if err == nil {
+		b.loadFSModules(t)
+	}
+	return t, err
+}
+
+// loadFSModules loads from the initrd the modules a medium of type fsType
+// needs, as the kernel's request_module would (fs-<type>, and FAT's
+// character sets): stage 1 has no modprobe for the kernel to call. One
+// the initrd lacks is logged; the mount then says what is missing.
+func (b *Boot) loadFSModules(fsType string) {
+	if b.kmod == nil {
+		return
+	}
+	names := []string{"fs-" + fsType}
+	if fsType == "vfat" {
+		names = append(names, "nls_cp437", "nls_iso8859-1") // FAT's default codepage, our iocharset
+	}
+	for _, n := range names {
+		files, err := b.kmod.Resolve(n)
+		if err != nil {
+			b.Log.Info("medium: module not in the initrd", "name", n, "err", err)
+			continue
+		}
+		b.insmod(files)
+	}
 }
 
 // checkMediumFS refuses a medium whose file system stage 1 cannot mount.

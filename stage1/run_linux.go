@@ -68,6 +68,7 @@ func (b *Boot) run() error {
 	if b.Cmd, err = live.ReadCmdline(); err != nil {
 		return fmt.Errorf("stage1: kernel command line: %w", err)
 	}
+	b.noteCmdline()
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "" {
 		b.shell("boot.debug1: shell before anything is mounted")
 	}
@@ -87,6 +88,9 @@ func (b *Boot) run() error {
 	}
 	if b.Cmd.Debug1 && b.Cmd.Debug1Where == "mounts" {
 		b.shell("boot.debug1mounts: shell after mounting")
+	}
+	if err := b.checkSystem(); err != nil {
+		return err
 	}
 	return b.switchRoot()
 }
