@@ -20,11 +20,14 @@ import (
 // their types in every boot mode, /dev/root and its udev rule, the store
 // image's loop device and the overlay's directories; and that nothing else
 // of stage 1's is mounted.
-func (c *checker) fstab(copyToRAM bool) {
+func (c *checker) fstab(copyToRAM bool, mediumFS string) {
 	ms := mounts()
 	isoType := "iso9660"
-	if copyToRAM {
+	switch {
+	case copyToRAM:
 		isoType = "tmpfs" // NixOS: a tmpfs on /iso with the medium copied into it
+	case mediumFS != "":
+		isoType = mediumFS
 	}
 	pass := true
 	var ds []string

@@ -93,8 +93,11 @@ func main() {
 	params := cmdline.Params
 	_, copyToRAM := params["check.copytoram"]
 	c.handover(s, cmdline.Init)
-	c.fstab(copyToRAM)
-	c.layout(copyToRAM, params)
+	// check.medium-fs: the medium is a stick holding the ISO's files (NixOS's
+	// fstab mounts /iso as "auto"), not the ISO itself.
+	mediumFS := params["check.medium-fs"]
+	c.fstab(copyToRAM, mediumFS)
+	c.layout(copyToRAM, mediumFS, params)
 	c.nixosStore(params)
 	c.timeline()
 	if c.failed {
@@ -110,7 +113,7 @@ func main() {
 
 // layout checks the live layout by file system magic, and that the store
 // reads and takes writes.
-func (c *checker) layout(copyToRAM bool, params map[string]string) {
+func (c *checker) layout(copyToRAM bool, mediumFS string, params map[string]string) {
 	ms := mounts()
 	c.check("root-tmpfs", fsMagic("/") == tmpfsMagic, fmt.Sprintf("fstype=%s", ms["/"].fstype))
 	if copyToRAM {
@@ -121,6 +124,8 @@ func (c *checker) layout(copyToRAM bool, params map[string]string) {
 		_, err := os.Stat(path.Join(live.ISODir, live.StoreImage))
 		c.check("medium-released", fsMagic(live.ISODir) == tmpfsMagic && err == nil && !mountedFrom(ms, medium),
 			fmt.Sprintf("/iso=%s medium=%s mounted=%v", ms[live.ISODir].fstype, medium, mountedFrom(ms, medium)))
+	} else if mediumFS != "" {
+		c.check("iso-"+mediumFS, ms[live.ISODir].fstype == mediumFS, fmt.Sprintf("source=%s", ms[live.ISODir].source))
 	} else {
 		c.check("iso-iso9660", fsMagic(live.ISODir) == isofsMagic, fmt.Sprintf("source=%s", ms[live.ISODir].source))
 	}
