@@ -3,7 +3,6 @@
 package stage1_test
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nixlive/nixlive/internal/boottest/fixture"
 	"github.com/nixlive/nixlive/internal/boottest/livetest"
 	"github.com/nixlive/nixlive/internal/boottest/vmtest"
 	"github.com/nixlive/nixlive/internal/copyfile"
@@ -223,17 +223,6 @@ func mkfsVfat(t *testing.T, img, label, dir string) {
 	require.NoError(t, err, "mcopy: %s", out)
 }
 
-// fakeStorePath is a valid store path for name.
-func fakeStorePath(name string) string {
-	const nix32 = "0123456789abcdfghijklmnpqrsvwxyz"
-	h := sha256.Sum256([]byte("nixlive systemd-initrd test " + name))
-	var b strings.Builder
-	for i := 0; i < 32; i++ {
-		b.WriteByte(nix32[h[i]%32])
-	}
-	return "/nix/store/" + b.String() + "-" + name
-}
-
 // systemdInitrdMedium makes an ext4 disk labelled SYSTEMD-TEST whose store
 // image holds a system as boot.initrd.systemd.enable builds it: init a
 // link to the systemd program (an ELF), prepare-root beside it. It returns
@@ -241,8 +230,8 @@ func fakeStorePath(name string) string {
 func systemdInitrdMedium(t *testing.T, env *livetest.Env) (string, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "store")
-	system := fakeStorePath("nixos-system-nixos-25.11")
-	systemd := fakeStorePath("systemd-257.5") + "/lib/systemd/systemd"
+	system := fixture.FakePath("nixos-system-nixos-25.11")
+	systemd := fixture.FakePath("systemd-257.5") + "/lib/systemd/systemd"
 	host := func(p string) string { return filepath.Join(root, p) }
 	require.NoError(t, os.MkdirAll(filepath.Dir(host(systemd)), 0o755))
 	require.NoError(t, os.MkdirAll(host(system), 0o755))
