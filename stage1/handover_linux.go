@@ -82,6 +82,11 @@ func killStray() []string {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
+		// A kernel thread has no executable: one readlink tells most of
+		// them apart, cheaper than reading every stat under emulation.
+		if _, err := os.Readlink(path.Join("/proc", e.Name(), "exe")); err != nil && os.IsNotExist(err) {
+			continue
+		}
 		stat, err := os.ReadFile(path.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
