@@ -156,6 +156,33 @@ func TestStoreUnchangedBuilds(t *testing.T) {
 	}
 }
 
+// TestStoreStampsOnlyChangedBuilds: a touch, a chmod that NAR does not
+// record, or a hard link (as nix-store --optimise makes) between the passes
+// changes a file's stamps but not its bytes: the build goes on.
+func TestStoreStampsOnlyChangedBuilds(t *testing.T) {
+	for name, edit := range map[string]func(file string) error{
+		"touched": func(file string) error { return os.Chtimes(file, time.Unix(1, 0), time.Unix(1, 0)) },
+		"hard linked": func(file string) error { // from the store's .links, outside the path
+			return os.Link(file, filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(file))), ".links-x"))
+		},
+		"group write": func(file string) error { return os.Chmod(file, 0o775) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			root, foo := verifyStore(t)
+			out := filepath.Join(t.TempDir(), "store.squashfs")
+			img := &StoreImage{Output: out, Roots: []string{foo}, Store: root,
+				Compression: squashfs.Compression{Algorithm: squashfs.Gzip, Level: 1}, Epoch: time.Unix(DefaultSourceDateEpoch, 0)}
+			img.betweenPasses = func(*closure.Closure) {
+				time.Sleep(10 * time.Millisecond) // a ctime that differs even on a coarse clock
+				require.NoError(t, edit(root.HostPath(foo+"/bin/x")))
+			}
+			_, err := img.Build(context.Background())
+			require.NoError(t, err)
+			require.FileExists(t, out)
+		})
+	}
+}
+
 // TestStorePathChangedBetweenPasses: changes no file stamp shows (a file
 // removed, a link retargeted) are caught by the NAR hash of what is
 // written, naming the store path.

@@ -11,10 +11,11 @@ package imagegen
 // a goroutine of its own (nar.AsyncSum), beside the adding goroutine, at
 // about 1 GB/s, far from the compressor's pace at NixOS's level 19. Per-file
 // stamps from the hash pass (size, mtime, ctime, inode, device, taken by
-// fstat on the open file) are compared first, to name the file that
-// changed; a file that changes while the writer reads it is caught by the
-// NAR walk's fstat after the read, and one that changes after it does not
-// matter: the image holds the bytes that were hashed.
+// fstat on the open file) only name the file when the NAR differs: a touch
+// or a hard link (nix-store --optimise) changes them but not the bytes. A
+// file that changes while the writer reads it is caught by the NAR walk's
+// fstat after the read, and one that changes after it does not matter: the
+// image holds the bytes that were hashed.
 
 import (
 	"fmt"
@@ -36,18 +37,14 @@ func (s *StoreImage) addStorePath(w *squashfs.Writer, sum *nar.AsyncSum, c *clos
 		return fmt.Errorf("imagegen: store path %s has no registration", p)
 	}
 	name := path.Base(p)
-	var changed error // names the file; returned as it is
+	var changed error // the first file whose stamp differs, named if the NAR does
 	walkErr := nar.Walk(sum, s.Store.HostPath(p), func(e *nar.Entry) error {
 		file := path.Join(p, e.Path)
-		if e.Content != nil && s.hashed != nil {
-			was, ok := s.hashed[file]
-			if !ok {
+		if e.Content != nil && s.hashed != nil && changed == nil {
+			if was, ok := s.hashed[file]; !ok {
 				changed = fmt.Errorf("imagegen: %s appeared while the image was built", file)
 			} else if was != e.Stamp {
 				changed = fmt.Errorf("imagegen: %s changed while the image was built (%s)", file, was.Diff(e.Stamp, "when hashed", "when written"))
-			}
-			if changed != nil {
-				return changed
 			}
 		}
 		h := &squashfs.Header{Name: path.Join(name, e.Path), Mode: e.Info.Mode(), ModTime: e.Info.ModTime(), Linkname: e.Target}
@@ -68,14 +65,14 @@ func (s *StoreImage) addStorePath(w *squashfs.Writer, sum *nar.AsyncSum, c *clos
 	})
 	// Always take the sum: it ends this path's stream.
 	narHash, narSize := sum.Sum()
-	if walkErr != nil && walkErr == changed {
-		return changed
-	}
 	if walkErr != nil {
 		return fmt.Errorf("imagegen: store path %s: %w", p, walkErr)
 	}
 	if narHash == rec.NarHash && narSize == rec.NarSize {
 		return nil
+	}
+	if changed != nil {
+		return changed
 	}
 	got := registration.Record{NarHash: narHash}
 	if s.hashed != nil {
