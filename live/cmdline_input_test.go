@@ -51,14 +51,14 @@ func TestTimeoutKernelNumber(t *testing.T) {
 // backslash on its way to the kernel; other backslashes stay as they are.
 func TestRootByLabelGRUB(t *testing.T) {
 	for v, want := range map[string]string{
-		`/dev/disk/by-label/my\x20label`:          "my label",
-		`/dev/disk/by-label/my\\x20label`:         "my label",
-		`/dev/disk/by-label/a\x5cx20b`:            `a\x20b`,
-		`/dev/disk/by-label/a\\x5c\\x5cb`:         `a\\b`,
-		`/dev/disk/by-label/a\\xZZ`:               `a\\xZZ`,
+		`/dev/disk/by-label/my\x20label`:         "my label",
+		`/dev/disk/by-label/my\\x20label`:        "my label",
+		`/dev/disk/by-label/a\x5cx20b`:           `a\x20b`,
+		`/dev/disk/by-label/a\\x5c\\x5cb`:        `a\\b`,
+		`/dev/disk/by-label/a\\xZZ`:              `a\\xZZ`,
 		`/dev/disk/by-label/\xc3\xa9t\\xc3\\xa9`: "été",
-		`/dev/disk/by-label/end\\`:                `end\\`,
-		`/dev/disk/by-label/end\x2`:               `end\x2`,
+		`/dev/disk/by-label/end\\`:               `end\\`,
+		`/dev/disk/by-label/end\x2`:              `end\x2`,
 	} {
 		c, err := ParseCmdline("root=" + v)
 		if assert.NoError(t, err, v) {
