@@ -4,19 +4,15 @@
 //
 // The serialisation is Walk's, which lets a caller copy each file from the
 // very bytes that are hashed (a store image checks its content against
-// the registration that way); Dump is go-nix's nar.DumpPath, the
-// reference the tests hold Walk to. The stream goes into a hash, a byte
-// counter and, optionally, another writer (a reference scanner), so that
-// each file is read once and never held in memory as a whole.
+// the registration that way); the tests hold it to go-nix's nar.DumpPath.
+// The stream goes into a hash, a byte counter and, optionally, another
+// writer (a reference scanner), so that each file is read once and never
+// held in memory as a whole.
 package nar
 
 import (
-	"bufio"
 	"crypto/sha256"
-	"fmt"
 	"io"
-
-	gonar "github.com/nix-community/go-nix/pkg/nar"
 )
 
 // bufSize batches the NAR writer's many small writes (each string in a NAR
@@ -28,17 +24,13 @@ const bufSize = 64 << 10
 // Hash returns the SHA-256 and the size in bytes of the NAR serialisation
 // of hostPath (a regular file, symlink or directory tree).
 func Hash(hostPath string) (narHash [32]byte, narSize uint64, err error) {
-	return Info(hostPath, nil)
+	return InfoVisit(hostPath, nil, nil)
 }
 
-// Info is Hash that also copies the NAR stream to also (if not nil) in the
-// same pass, so that a reference scanner sees exactly the bytes that were
-// hashed. An error from also aborts the dump.
-func Info(hostPath string, also io.Writer) (narHash [32]byte, narSize uint64, err error) {
-	return InfoVisit(hostPath, also, nil)
-}
-
-// InfoVisit is Info calling visit on every entry, as Walk does.
+// InfoVisit is Hash that also copies the NAR stream to also (if not nil) in
+// the same pass, so that a reference scanner sees exactly the bytes that
+// were hashed, and calls visit (if not nil) on every entry, as Walk does.
+// An error from also or visit aborts the dump.
 func InfoVisit(hostPath string, also io.Writer, visit func(*Entry) error) (narHash [32]byte, narSize uint64, err error) {
 	h := sha256.New()
 	var c counter
@@ -54,18 +46,6 @@ func InfoVisit(hostPath string, also io.Writer, visit func(*Entry) error) (narHa
 	}
 	copy(narHash[:], h.Sum(nil))
 	return narHash, c.n, nil
-}
-
-// Dump writes the NAR serialisation of hostPath to w.
-func Dump(w io.Writer, hostPath string) error {
-	bw := bufio.NewWriterSize(w, bufSize)
-	if err := gonar.DumpPath(bw, hostPath); err != nil {
-		return fmt.Errorf("nar: dumping %s: %w", hostPath, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("nar: dumping %s: %w", hostPath, err)
-	}
-	return nil
 }
 
 type counter struct{ n uint64 }

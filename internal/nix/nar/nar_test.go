@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	gonar "github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixbase32"
 	"github.com/stretchr/testify/require"
 
@@ -31,13 +32,13 @@ func TestHelloVector(t *testing.T) {
 func TestInfoStream(t *testing.T) {
 	dir := variedTree(t)
 	var buf bytes.Buffer
-	h, n, err := nar.Info(dir, &buf)
+	h, n, err := nar.InfoVisit(dir, &buf, nil)
 	require.NoError(t, err)
 	require.Equal(t, uint64(buf.Len()), n)
 	require.Equal(t, sha256.Sum256(buf.Bytes()), h)
 
 	var dump bytes.Buffer
-	require.NoError(t, nar.Dump(&dump, dir))
+	require.NoError(t, gonar.DumpPath(&dump, dir))
 	require.Equal(t, buf.Bytes(), dump.Bytes())
 }
 
