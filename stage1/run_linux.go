@@ -16,6 +16,7 @@ import (
 
 	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/kmod"
+	"github.com/nixlive/nixlive/internal/nix/nixroot"
 	"github.com/nixlive/nixlive/live"
 )
 
@@ -335,41 +336,21 @@ func (b *Boot) writeTimeline() error {
 	return os.WriteFile(live.Stage1TimelinePath, buf.Bytes(), 0o644)
 }
 
-// resolveIn follows p's symlinks as if root were "/", and checks that the
-// result is an executable file.
+// resolveIn follows p's symlinks as if root were "/" (nixroot's walk, the
+// one postboot uses), and checks that the result is an executable file.
 func resolveIn(root, p string) (string, error) {
-	cur := p
-	for i := 0; i < 40; i++ {
-		host := filepath.Join(root, cur)
-		fi, err := os.Lstat(host)
-		if err != nil {
-			// A parent may be a symlink too.
-			dir, base := path.Split(cur)
-			if dir != "/" && dir != "" {
-				rd, err2 := resolveIn(root, path.Clean(dir))
-				if err2 == nil && rd != path.Clean(dir) {
-					cur = path.Join(rd, base)
-					continue
-				}
-			}
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			if fi.IsDir() || fi.Mode()&0o111 == 0 {
-				return "", fmt.Errorf("%s is not an executable file", cur)
-			}
-			return cur, nil
-		}
-		t, err := os.Readlink(host)
-		if err != nil {
-			return "", err
-		}
-		if !path.IsAbs(t) {
-			t = path.Join(path.Dir(cur), t)
-		}
-		cur = t
+	real, err := nixroot.New(root).Resolve(p, true)
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+	fi, err := os.Lstat(filepath.Join(root, real))
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", real)
+	}
+	return real, nil
 }
 
 // freeInitramfs deletes the initramfs's files (not what is mounted below
