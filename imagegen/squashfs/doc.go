@@ -24,6 +24,10 @@
 //     of workers; memory is bounded by a few blocks per worker;
 //   - padding of the image to 4 KiB, as the kernel's loop device wants.
 //
+// Reading: RootNames checks a prebuilt image's superblock and lists its
+// root directory, no more (imagegen build --squashfs); unsquashfs and the
+// kernel are the readers the tests use.
+//
 // Not supported: hard links (every entry is its own inode, as mksquashfs
 // -no-hardlinks), device nodes, fifos and sockets (WriteHeader returns an
 // error naming the path), extended attributes, the NFS export table, names
