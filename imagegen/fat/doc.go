@@ -42,12 +42,27 @@
 // Errors name the path at fault and match ErrInvalidName, ErrDuplicate,
 // ErrTooLarge, ErrWriteTooLong, ErrShortContent or ErrOptions (errors.Is).
 //
-// Not supported: reading or appending to an image, file attributes other
-// than archive and directory (no hidden, system or read-only files),
+// The package also reads FAT images, for "imagegen inspect" and tests: Open
+// takes a FAT12, FAT16 or FAT32 image (any sector size from 512 to 4096
+// bytes; FAT32 also with fewer clusters than the specification asks, as
+// mkfs.fat makes and Linux reads), Walk lists its files and directories by
+// long name, else 8.3 name (lower case where Windows NT's case flags say),
+// and ReadFile returns a file's contents, matching each path component
+// case-insensitively against the long or the short name. It reads only the
+// FAT in use (not the copies, nor FSInfo), and, as the images come from
+// anywhere, checks every cluster number, chain, directory size and depth
+// against the boot sector and the image size: corrupt images give errors
+// naming the path and cluster at fault, never a loop or a read past the
+// image.
+//
+// Not supported: appending to an image; when writing, file attributes
+// other than archive and directory (no hidden, system or read-only files),
 // symlinks and other special files, names that FAT drivers would change
 // (ending in '.' or ' ') or reject (control characters and "*/:<>?\|),
 // names differing only in case within a directory (FAT compares names
 // case-insensitively, so they are rejected rather than merged), partition
 // tables, sector sizes other than 512 bytes. Files are never fragmented,
-// and never sparse: their zeros are written out.
+// and never sparse: their zeros are written out. The reader lists entries
+// whatever their attributes and reads fragmented files; it reads neither
+// partition tables nor exFAT, and of the timestamps only the write time.
 package fat
