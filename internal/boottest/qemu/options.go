@@ -1,9 +1,22 @@
 // Package qemu runs virtual machines under QEMU (a kernel and initrd, an
-// ISO as a CD-ROM, raw disks; SeaBIOS or OVMF) and reads their serial
-// console expect-style. QEMU always runs with TCG: KVM does not work on
-// the machines this project is tested on. The machine is -M pc, whose IDE
-// controller (ata_piix) Debian's cloud kernel drives. It does not import
-// "testing", so that commands can use it; vmtest adds the test helpers.
+// ISO as a CD-ROM, raw disks; SeaBIOS, OVMF, or OVMF with Secure Boot
+// enforced) and reads their serial console expect-style. QEMU always runs
+// with TCG: KVM does not work on the machines this project is tested on.
+//
+// The machine is -M pc, whose IDE controller (ata_piix) Debian's cloud
+// kernel drives, with every firmware. OVMFSecureBoot too: Debian's
+// OVMF_CODE_4M.fd enforces Secure Boot once its variable store has keys
+// enrolled and Secure Boot on, without SMM. The SMM build
+// (OVMF_CODE_4M.secboot.fd), which also keeps the guest OS from writing
+// the variable store's flash behind the firmware's back, needs
+// -M q35,smm=on, and there the cloud kernel sees no disk: it has no AHCI
+// driver for q35's controller, and on an added PIIX3 IDE controller
+// (piix3-ide) ata_piix ignores both channels, because OVMF leaves their
+// decode bits (IDETIM) off on q35. The tests check what the firmware
+// starts, not the OS's attacks on it, so they do without SMM.
+//
+// The package does not import "testing", so that commands can use it;
+// vmtest adds the test helpers.
 package qemu
 
 import (
@@ -18,8 +31,24 @@ import (
 // QEMU is the emulator this package runs.
 const QEMU = "qemu-system-x86_64"
 
-// DefaultOVMF is the Debian ovmf package's firmware image for -bios.
-const DefaultOVMF = "/usr/share/ovmf/OVMF.fd"
+// Firmware images of Debian's ovmf package.
+const (
+	// DefaultOVMF is the firmware image of OVMF, for -bios.
+	DefaultOVMF = "/usr/share/ovmf/OVMF.fd"
+	// SecureBootCode is the code of OVMFSecureBoot, mapped read-only as
+	// pflash unit 0: OVMF's 4 MB build, which supports Secure Boot
+	// without SMM (see the package documentation).
+	SecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	// MicrosoftVars is a variable store template for SecureBootCode with
+	// Secure Boot on and Microsoft's keys enrolled in KEK and db (their
+	// UEFI CA signs shim), Debian's in PK.
+	MicrosoftVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+	// SnakeoilVars is a variable store template for SecureBootCode with
+	// Secure Boot on and Debian's snakeoil test key as PK, KEK and db:
+	// the firmware starts what /usr/share/ovmf/PkKek-1-snakeoil.key
+	// (passphrase "snakeoil", certificate PkKek-1-snakeoil.pem) signs.
+	SnakeoilVars = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
+)
 
 // Firmware selects the machine's firmware.
 type Firmware int
@@ -27,6 +56,18 @@ type Firmware int
 const (
 	SeaBIOS Firmware = iota // QEMU's default BIOS
 	OVMF                    // UEFI: DefaultOVMF (or Options.FirmwarePath) via -bios
+	// OVMFSecureBoot is UEFI with Secure Boot enforced: SecureBootCode
+	// (or Options.FirmwarePath) and a private copy of the variable store
+	// template Options.FirmwareVars, as pflash. What the firmware loads
+	// from a CD-ROM or disk must be signed by a key in the store's db.
+	//
+	// A Kernel is not checked: Debian 12's OVMF starts a -kernel that
+	// fails verification with its legacy loader. The kernel sees Secure
+	// Boot on all the same (and locks itself down), but on such a boot
+	// OVMF with a writable variable store does not set up the IDE
+	// controller (it does when it looks for boot media), so the kernel
+	// finds no IDE disk nor CD-ROM; virtio disks are there.
+	OVMFSecureBoot
 )
 
 func (f Firmware) String() string {
@@ -35,6 +76,8 @@ func (f Firmware) String() string {
 		return "SeaBIOS"
 	case OVMF:
 		return "OVMF"
+	case OVMFSecureBoot:
+		return "OVMF-SecureBoot"
 	}
 	return "Firmware(" + strconv.Itoa(int(f)) + ")"
 }
@@ -67,8 +110,16 @@ type Options struct {
 	// their own PCI slots.
 	Disks []Disk
 
-	Firmware     Firmware
-	FirmwarePath string // overrides the default image of Firmware
+	Firmware Firmware
+	// FirmwarePath overrides the default image of Firmware (with
+	// OVMFSecureBoot, the code; it must not need SMM).
+	FirmwarePath string
+	// FirmwareVars is OVMFSecureBoot's variable store template (default
+	// MicrosoftVars): the keys enrolled in it decide what the firmware
+	// starts. The firmware writes to its variable store, so Start gives it
+	// a private copy of the template, removed once QEMU has exited; the
+	// template is not changed. Other firmwares take none.
+	FirmwareVars string
 
 	MemoryMB int // default 1024
 	CPUs     int // default 1
@@ -94,8 +145,15 @@ type Options struct {
 }
 
 // Args returns QEMU's arguments for opts (after the program name). It
-// checks that the files named exist.
-func (opts Options) Args() ([]string, error) {
+// checks that the files named exist. It fails for OVMFSecureBoot, whose
+// writable copy of the variable store Start makes: see ArgsWithVars.
+func (opts Options) Args() ([]string, error) { return opts.ArgsWithVars("") }
+
+// ArgsWithVars is Args for a machine whose OVMFSecureBoot variable store
+// is the file vars, a writable copy of the template opts.FirmwareVars
+// (the firmware changes it). Other firmwares take vars "". It writes no
+// file: Start makes the copy.
+func (opts Options) ArgsWithVars(vars string) ([]string, error) {
 	if opts.Kernel == "" && (opts.Initrd != "" || opts.Append != "") {
 		return nil, errors.New("Initrd and Append need a Kernel")
 	}
@@ -115,7 +173,7 @@ func (opts Options) Args() ([]string, error) {
 		"-no-reboot",
 		"-nic", "none",
 	)
-	fw, err := opts.firmwareArgs()
+	fw, err := opts.firmwareArgs(vars)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +208,15 @@ func orDefault(v, def int) int {
 	return v
 }
 
-func (opts Options) firmwareArgs() ([]string, error) {
+func (opts Options) firmwareArgs(vars string) ([]string, error) {
+	if opts.Firmware != OVMFSecureBoot {
+		if opts.FirmwareVars != "" {
+			return nil, fmt.Errorf("FirmwareVars is for %v only, not %v", OVMFSecureBoot, opts.Firmware)
+		}
+		if vars != "" {
+			return nil, fmt.Errorf("a variable store is for %v only, not %v", OVMFSecureBoot, opts.Firmware)
+		}
+	}
 	switch opts.Firmware {
 	case SeaBIOS:
 		if opts.FirmwarePath != "" {
@@ -163,8 +229,59 @@ func (opts Options) firmwareArgs() ([]string, error) {
 			fw = DefaultOVMF
 		}
 		return []string{"-bios", fw}, nil
+	case OVMFSecureBoot:
+		code := opts.secureBootCode()
+		if _, err := os.Stat(code); err != nil {
+			return nil, fmt.Errorf("%v code: %w (install ovmf)", opts.Firmware, err)
+		}
+		if _, err := os.Stat(opts.varsTemplate()); err != nil {
+			return nil, fmt.Errorf("%v variable store template: %w (install ovmf)", opts.Firmware, err)
+		}
+		if vars == "" {
+			return nil, fmt.Errorf("%v needs a writable copy of its variable store template %s: Start makes one (or see ArgsWithVars)",
+				opts.Firmware, opts.varsTemplate())
+		}
+		if _, err := os.Stat(vars); err != nil {
+			return nil, fmt.Errorf("%v variable store: %w", opts.Firmware, err)
+		}
+		if err := drivePath("firmware code", code); err != nil {
+			return nil, err
+		}
+		if err := drivePath("firmware variable store", vars); err != nil {
+			return nil, err
+		}
+		return []string{
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+			"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
+		}, nil
 	}
 	return nil, fmt.Errorf("unknown firmware %v", opts.Firmware)
+}
+
+// secureBootCode returns OVMFSecureBoot's code image: FirmwarePath, or
+// SecureBootCode.
+func (opts Options) secureBootCode() string {
+	if opts.FirmwarePath != "" {
+		return opts.FirmwarePath
+	}
+	return SecureBootCode
+}
+
+// varsTemplate returns OVMFSecureBoot's variable store template:
+// FirmwareVars, or MicrosoftVars.
+func (opts Options) varsTemplate() string {
+	if opts.FirmwareVars != "" {
+		return opts.FirmwareVars
+	}
+	return MicrosoftVars
+}
+
+// drivePath checks that path can follow -drive's file=.
+func drivePath(what, path string) error {
+	if strings.Contains(path, ",") {
+		return fmt.Errorf("%s %q: QEMU -drive paths cannot hold commas", what, path)
+	}
+	return nil
 }
 
 // driveArgs returns the -drive options of disks: IDE disks on the primary
@@ -176,8 +293,8 @@ func driveArgs(disks []Disk) ([]string, error) {
 		if _, err := os.Stat(d.Path); err != nil {
 			return nil, fmt.Errorf("disk: %w", err)
 		}
-		if strings.Contains(d.Path, ",") {
-			return nil, fmt.Errorf("disk %q: QEMU -drive paths cannot hold commas", d.Path)
+		if err := drivePath("disk", d.Path); err != nil {
+			return nil, err
 		}
 		drive := "file=" + d.Path + ",format=raw"
 		if d.Virtio {

@@ -34,6 +34,7 @@ type VM struct {
 	logPath string
 	logNote string
 	start   time.Time
+	vars    string // OVMFSecureBoot's private variable store, removed when QEMU exits
 
 	readDone chan struct{} // closed when the console reader is done
 	exited   chan struct{} // closed when QEMU has exited and the console is drained
@@ -53,13 +54,28 @@ type VM struct {
 }
 
 // Start starts QEMU as described by opts. The caller must Kill it if it
-// does not end by itself; QEMU also dies with the calling process.
-func Start(opts Options) (*VM, error) {
+// does not end by itself; QEMU also dies with the calling process. With
+// OVMFSecureBoot, Start copies the variable store template
+// (opts.FirmwareVars) to a private temporary file (mode 0600) for the
+// firmware to write to, and removes it once QEMU has exited (or if Start
+// fails).
+func Start(opts Options) (_ *VM, err error) {
 	name := opts.Name
 	if name == "" {
 		name = "vm"
 	}
-	args, err := opts.Args()
+	var vars string
+	if opts.Firmware == OVMFSecureBoot {
+		if vars, err = copyVars(opts.varsTemplate(), name); err != nil {
+			return nil, fmt.Errorf("%s: %v %w", name, opts.Firmware, err)
+		}
+		defer func() {
+			if err != nil {
+				os.Remove(vars)
+			}
+		}()
+	}
+	args, err := opts.ArgsWithVars(vars)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -79,6 +95,7 @@ func Start(opts Options) (*VM, error) {
 	vm := &VM{
 		name:     name,
 		args:     args,
+		vars:     vars,
 		logNote:  opts.LogNote,
 		readDone: make(chan struct{}),
 		exited:   make(chan struct{}),
@@ -108,6 +125,33 @@ func Start(opts Options) (*VM, error) {
 	return vm, nil
 }
 
+// copyVars copies the variable store template to a new private
+// temporary file and returns its path.
+func copyVars(template, name string) (path string, err error) {
+	src, err := os.Open(template)
+	if err != nil {
+		return "", fmt.Errorf("variable store template: %w (install ovmf)", err)
+	}
+	defer src.Close()
+	dst, err := os.CreateTemp("", "nixlive-"+sanitizeName(name)+"-*.vars.fd")
+	if err != nil {
+		return "", fmt.Errorf("copying the variable store template: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(dst.Name())
+		}
+	}()
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return "", fmt.Errorf("copying the variable store template %s: %w", template, err)
+	}
+	if err := dst.Close(); err != nil {
+		return "", fmt.Errorf("copying the variable store template %s: %w", template, err)
+	}
+	return dst.Name(), nil
+}
+
 // command prepares QEMU's process and returns its standard output.
 func (vm *VM) command() (io.Reader, error) {
 	cmd := exec.Command(QEMU, vm.args...)
@@ -125,10 +169,15 @@ func (vm *VM) command() (io.Reader, error) {
 	return stdout, nil
 }
 
-// reap waits for QEMU's exit once its console is drained, and ends the log.
+// reap waits for QEMU's exit once its console is drained, removes the
+// firmware's variable store and ends the log.
 func (vm *VM) reap(log io.Writer, closeLog func()) {
 	<-vm.readDone
 	err := vm.cmd.Wait()
+	var rmErr error
+	if vm.vars != "" {
+		rmErr = os.Remove(vm.vars)
+	}
 	vm.mu.Lock()
 	vm.exitErr = err
 	vm.end = time.Now()
@@ -136,6 +185,9 @@ func (vm *VM) reap(log io.Writer, closeLog func()) {
 		fmt.Fprintf(log, "\n# QEMU stderr:\n%s", vm.stderr.Bytes())
 	}
 	fmt.Fprintf(log, "\n# QEMU exit: %v after %v\n", describeExit(err), vm.end.Sub(vm.start).Round(time.Millisecond))
+	if rmErr != nil {
+		fmt.Fprintf(log, "# removing the firmware's variable store: %v\n", rmErr)
+	}
 	closeLog()
 	vm.notifyLocked()
 	vm.mu.Unlock()

@@ -26,8 +26,13 @@ type (
 )
 
 const (
-	SeaBIOS = qemu.SeaBIOS
-	OVMF    = qemu.OVMF
+	SeaBIOS        = qemu.SeaBIOS
+	OVMF           = qemu.OVMF
+	OVMFSecureBoot = qemu.OVMFSecureBoot
+
+	// Variable store templates for OVMFSecureBoot (Options.FirmwareVars).
+	MicrosoftVars = qemu.MicrosoftVars
+	SnakeoilVars  = qemu.SnakeoilVars
 )
 
 var (
@@ -151,5 +156,16 @@ func HaveOVMF(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(qemu.DefaultOVMF); err != nil {
 		t.Skipf("UEFI firmware %s not available: install ovmf (make test does)", qemu.DefaultOVMF)
+	}
+}
+
+// HaveSecureBootOVMF skips the test unless the firmware of OVMFSecureBoot
+// is installed: qemu.SecureBootCode and both variable store templates.
+func HaveSecureBootOVMF(t testing.TB) {
+	t.Helper()
+	for _, f := range []string{qemu.SecureBootCode, qemu.MicrosoftVars, qemu.SnakeoilVars} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("UEFI Secure Boot firmware %s not available: install ovmf (make test does)", f)
+		}
 	}
 }

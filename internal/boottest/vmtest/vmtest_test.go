@@ -1,6 +1,7 @@
 package vmtest_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -156,4 +157,136 @@ func TestDisksSeen(t *testing.T) {
 	}
 	assert.Equal(t, []string{"sda 1048576", "sr0 3145728", "vda 2097152"}, devs)
 	assert.NotContains(t, vm.Console(), "testinit: loading", "module load errors")
+}
+
+// A kernel started under OVMFSecureBoot sees Secure Boot on and locks
+// itself down. It is not checked (see OVMFSecureBoot), and OVMF with a
+// writable variable store does not set up the IDE controller on a -kernel
+// boot (it does when it looks for boot media), so ata_piix finds no IDE
+// disk nor CD-ROM there; virtio disks are seen. If sda and sr0 show up
+// here, that has changed: update OVMFSecureBoot's documentation.
+func TestBootKernelSecureBoot(t *testing.T) {
+	t.Parallel()
+	k := vmtest.KernelAndModules(t)
+	vmtest.HaveQEMU(t)
+	vmtest.HaveSecureBootOVMF(t)
+	dir := t.TempDir()
+	img := func(name string, size int) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, make([]byte, size), 0o644))
+		return p
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Name:     "kernel-secureboot",
+		Firmware: vmtest.OVMFSecureBoot,
+		Kernel:   k.Vmlinuz,
+		Initrd: testinit.InitrdWith(t, testinit.Options{
+			ModulesDir: k.Modules,
+			Modules:    []string{"ata_piix", "sd_mod", "sr_mod", "virtio_pci", "virtio_blk"},
+		}),
+		Append: "console=ttyS0", // not quiet: the kernel's Secure Boot lines are info
+		Disks: []vmtest.Disk{
+			{Path: img("ide.img", 1<<20)},
+			{Path: img("virtio.img", 2<<20), Virtio: true, Snapshot: true},
+		},
+		CDROM: img("cd.iso", 3<<20),
+	})
+	vm.MustExpectString("secureboot: Secure boot enabled", bootTimeout)
+	vm.MustExpect(markerRE, bootTimeout)
+	vm.MustWait(bootTimeout)
+	t.Logf("QEMU exited after %v", vm.Elapsed().Round(time.Millisecond))
+	assert.Contains(t, vm.Console(), "Kernel is locked down from EFI Secure Boot")
+	var devs []string
+	for _, line := range strings.Split(vm.Console(), "\n") {
+		if rest, ok := strings.CutPrefix(line, testinit.BlockMarker+" "); ok {
+			devs = append(devs, rest)
+		}
+	}
+	assert.Equal(t, []string{"vda 2097152"}, devs, "block devices of a -kernel boot under OVMFSecureBoot")
+	assert.NotContains(t, vm.Console(), "testinit: loading", "module load errors")
+}
+
+// Secure Boot is enforced: with no boot media, OVMF falls back to its
+// built-in UEFI Shell, which no enrolled key signs. The Secure Boot
+// firmware refuses it with either variable store template; plain OVMF
+// starts it. The firmware's private variable store is gone once QEMU has
+// exited, and the template is untouched.
+func TestSecureBootRefusesUnsigned(t *testing.T) {
+	t.Parallel()
+	vmtest.HaveQEMU(t)
+	// The firmware's own messages on the serial console (BdsDxe).
+	startShellRE := regexp.MustCompile(`^BdsDxe: starting Boot[0-9A-F]{4} "EFI Internal Shell"`)
+	refusedRE := regexp.MustCompile(`^BdsDxe: failed to start Boot[0-9A-F]{4} "EFI Internal Shell" .*: Security Violation$`)
+	for _, tc := range []struct {
+		name    string
+		fw      vmtest.Firmware
+		vars    string
+		refused bool
+	}{
+		{"OVMF", vmtest.OVMF, "", false},
+		{"SecureBoot-Microsoft", vmtest.OVMFSecureBoot, vmtest.MicrosoftVars, true},
+		{"SecureBoot-snakeoil", vmtest.OVMFSecureBoot, vmtest.SnakeoilVars, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.fw == vmtest.OVMFSecureBoot {
+				vmtest.HaveSecureBootOVMF(t)
+			} else {
+				vmtest.HaveOVMF(t)
+			}
+			var template []byte
+			if tc.vars != "" {
+				var err error
+				template, err = os.ReadFile(tc.vars)
+				require.NoError(t, err)
+			}
+			vm := vmtest.Start(t, vmtest.Options{
+				Name:         "no-media-" + tc.name,
+				Firmware:     tc.fw,
+				FirmwareVars: tc.vars,
+			})
+			vars := pflashVars(vm.Args())
+			if tc.refused {
+				require.NotEmpty(t, vars, "pflash unit 1 in %q", vm.Args())
+				fi, err := os.Stat(vars)
+				require.NoError(t, err, "the variable store while QEMU runs")
+				assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "a private copy")
+				assert.NotEqual(t, tc.vars, vars, "a copy, not the template")
+			} else {
+				assert.Empty(t, vars, "plain OVMF has no variable store")
+			}
+
+			vm.MustExpect(startShellRE, bootTimeout)
+			if tc.refused {
+				vm.MustExpect(refusedRE, bootTimeout)
+				// The firmware has nothing else to try: it waits for a key.
+				vm.MustExpectString("Press any key to enter the Boot Manager Menu", bootTimeout)
+				assert.NotContains(t, vm.Console(), "UEFI Interactive Shell")
+			} else {
+				vm.MustExpectString("UEFI Interactive Shell", bootTimeout)
+				assert.NotContains(t, vm.Console(), "Security Violation")
+			}
+			t.Logf("%s: verdict after %v", tc.name, vm.Elapsed().Round(time.Millisecond))
+
+			vm.Stop()
+			if vars != "" {
+				_, err := os.Stat(vars)
+				assert.ErrorIs(t, err, os.ErrNotExist, "the variable store is removed once QEMU has exited")
+				after, err := os.ReadFile(tc.vars)
+				require.NoError(t, err)
+				assert.True(t, bytes.Equal(template, after), "the template %s is unchanged", tc.vars)
+			}
+		})
+	}
+}
+
+// pflashVars returns the file of QEMU's pflash unit 1 (the variable store)
+// in args, or "".
+func pflashVars(args []string) string {
+	for _, a := range args {
+		if f, ok := strings.CutPrefix(a, "if=pflash,format=raw,unit=1,file="); ok {
+			return f
+		}
+	}
+	return ""
 }
