@@ -22,9 +22,11 @@ import (
 )
 
 // TestDemo builds the demo live system with imagegen demo and boots it for
-// real: via SeaBIOS and OVMF from a CD, stage 1 mounts the store, stage 2
-// runs postboot and hands over to demo-init, whose report from inside the
-// booted system must show every registered path valid in the Nix database,
+// real: via SeaBIOS, OVMF and OVMF enforcing Secure Boot with Microsoft's
+// keys from a CD, stage 1 mounts the store, stage 2 runs postboot and hands
+// over to demo-init, whose report from inside the booted system must show
+// the Secure Boot state the firmware gave (and the lockdown Debian's kernel
+// chooses from it), every registered path valid in the Nix database,
 // /etc/NIXOS, the system profile's first generation, /run/booted-system,
 // the live mounts, a store that takes writes through its overlay and the
 // timeline of both stages.
@@ -73,17 +75,40 @@ func TestDemo(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		fw   vmtest.Firmware
-	}{{"SeaBIOS-CD", vmtest.SeaBIOS}, {"OVMF-CD", vmtest.OVMF}} {
+		// What demo-init reads: the firmware's Secure Boot state and the
+		// kernel's lockdown, which Debian's kernel raises to integrity
+		// when booted with Secure Boot on.
+		secureBoot, lockdown string
+	}{
+		{"SeaBIOS-CD", vmtest.SeaBIOS, demoinit.NotUEFI, "none"},
+		{"OVMF-CD", vmtest.OVMF, demoinit.SecureBootDisabled, "none"},
+		// Microsoft's keys (FirmwareVars' default): shim, signed by
+		// Microsoft, must start Debian's signed GRUB and kernel.
+		{"OVMF-SecureBoot-CD", vmtest.OVMFSecureBoot, demoinit.SecureBootEnabled, "integrity"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if tc.fw == vmtest.OVMF {
+			switch tc.fw {
+			case vmtest.OVMF:
 				vmtest.HaveOVMF(t)
+			case vmtest.OVMFSecureBoot:
+				vmtest.HaveSecureBootOVMF(t)
 			}
-			const timeout = 4 * time.Minute
+			// A generous limit for TCG on a loaded machine.
+			const timeout = 10 * time.Minute
 			// -cpu max: RDRAND, so postboot's SQLite does not wait for
 			// entropy (see vmtest.Options.CPU).
 			vm := vmtest.Start(t, vmtest.Options{Name: "demo-" + tc.name, Firmware: tc.fw, CDROM: m.ISO, CPU: "max"})
-			vm.MustExpect(regexp.MustCompile(regexp.QuoteMeta(demoinit.Marker)), timeout)
+			// demo-init's Secure Boot line, or the firmware, shim or GRUB
+			// refusing an image (which would leave OVMF in its menu until
+			// the limit).
+			got := vm.MustExpect(secureBootLine, timeout)
+			if got[2] != "" {
+				t.Fatalf("%s: the boot chain refused an image: %q", tc.name, got[0])
+			}
+			wantLine := "Secure Boot: " + tc.secureBoot + ", lockdown: " + tc.lockdown
+			assert.Equal(t, wantLine, got[1], "demo-init's Secure Boot line on the console")
+			vm.MustExpect(regexp.MustCompile(regexp.QuoteMeta(demoinit.Marker)), time.Minute)
 			vm.MustExpectString(demoinit.ShellOffer, time.Minute)
 			// "q" and Enter, typed once demo-init asks: it reads a line.
 			vm.MustType("q")
@@ -92,6 +117,9 @@ func TestDemo(t *testing.T) {
 			require.NoError(t, err)
 
 			assert.Empty(t, rep.Problems, "demo-init's own verdict")
+			assert.Equal(t, tc.secureBoot, rep.SecureBoot, "Secure Boot state")
+			assert.Equal(t, tc.lockdown, rep.Lockdown, "kernel lockdown")
+			assert.Equal(t, wantLine, rep.SecureBootLine())
 			assert.Equal(t, m.System, rep.System)
 			assert.Equal(t, len(recs), rep.Registered, "paths in the registration on the medium")
 			assert.Equal(t, len(recs), rep.ValidPaths, "rows of ValidPaths")
@@ -129,6 +157,11 @@ func TestDemo(t *testing.T) {
 		})
 	}
 }
+
+// secureBootLine matches demo-init's Secure Boot line (submatch 1), or a
+// refusal of the UEFI boot chain (submatch 2): OVMF's "Access Denied",
+// shim's "Security Violation", GRUB's "bad shim signature".
+var secureBootLine = regexp.MustCompile(`^(Secure Boot: .*)$|(Access Denied|Security Violation|bad shim signature)`)
 
 // checkAddNames adds two of the demo's store paths to a real Nix store
 // with nix-store --add: Nix must give them the names imagegen demo did.

@@ -1,8 +1,9 @@
 // Package demoinit is the demo live system's init (cmd/demo-init): started
 // by stage 2 as the system's sw/bin/init, it looks at the booted live CD
-// from inside — the Nix database against the registration, /etc/NIXOS, the
-// system profile, /run/booted-system, the mounts, a write to the store,
-// both stages' timeline — prints a report, and then powers off or opens a
+// from inside — the firmware's Secure Boot state and the kernel's lockdown,
+// the Nix database against the registration, /etc/NIXOS, the system
+// profile, /run/booted-system, the mounts, a write to the store, both
+// stages' timeline — prints a report, and then powers off or opens a
 // shell.
 //
 // The report is printed for people and once more as one JSON line after
@@ -35,6 +36,15 @@ type Report struct {
 	System   string `json:"system"`   // $systemConfig
 	Kernel   string `json:"kernel"`   // uname -r
 	Hostname string `json:"hostname"` // /etc/hostname, written by the activation script
+
+	// SecureBoot is the firmware's Secure Boot state as Linux reads it
+	// (the EFI variable SecureBoot through efivarfs): SecureBootEnabled,
+	// SecureBootDisabled or NotUEFI, or "unknown (why)" when it could not
+	// be read. Lockdown is the kernel's lockdown mode
+	// (/sys/kernel/security/lockdown): "none", "integrity",
+	// "confidentiality", or "unknown (why)".
+	SecureBoot string `json:"secureBoot"`
+	Lockdown   string `json:"lockdown"`
 
 	// The registration on the medium against the database.
 	Registered    int      `json:"registered"`    // records in nix-path-registration
@@ -143,6 +153,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	f("\n=== nixlive demo: the live system, seen from inside ===\n")
 	f("system              %s\n", r.System)
 	f("kernel              %s, hostname %s\n", r.Kernel, r.Hostname)
+	f("%s\n", r.SecureBootLine())
 	f("\nboot timeline (seconds since the kernel started)\n")
 	var prev float64
 	for i, s := range r.Timeline {

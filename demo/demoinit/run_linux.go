@@ -61,6 +61,7 @@ func Gather(start time.Duration) *Report {
 	if b, err := os.ReadFile("/etc/hostname"); err == nil {
 		r.Hostname = strings.TrimSpace(string(b))
 	}
+	r.secureBoot()
 	if err := r.database(); err != nil {
 		r.Mismatches = append(r.Mismatches, err.Error())
 	}

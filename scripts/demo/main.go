@@ -2,7 +2,11 @@
 // demo", boots it in QEMU (TCG) from a CD, shows the boot, and prints
 // demo-init's report again at the end. With -interactive the console is
 // yours: the runner takes demo-init's offer of a shell, and "poweroff"
-// ends the demo (Ctrl-] kills QEMU).
+// ends the demo (Ctrl-] kills QEMU). -uefi boots with OVMF instead of
+// SeaBIOS; -secureboot with OVMF enforcing Secure Boot with Microsoft's
+// keys enrolled, as PCs ship (the ISO's shim, signed by Microsoft, starts
+// Debian's signed GRUB and kernel), and demo-init's report then says
+// "Secure Boot: enabled".
 package main
 
 import (
@@ -36,8 +40,16 @@ func main() {
 	dir := flag.String("dir", "_out/demo", "work directory")
 	interactive := flag.Bool("interactive", false, "leave the console to you at demo-init's shell")
 	uefi := flag.Bool("uefi", false, "boot with OVMF (UEFI) instead of SeaBIOS")
+	secureBoot := flag.Bool("secureboot", false, "boot with OVMF enforcing Secure Boot with Microsoft's keys (implies -uefi)")
 	flag.Parse()
 	log.SetFlags(0)
+	fw := qemu.SeaBIOS
+	switch {
+	case *secureBoot:
+		fw = qemu.OVMFSecureBoot
+	case *uefi:
+		fw = qemu.OVMF
+	}
 
 	imagegen := filepath.Join(*dir, "imagegen")
 	if err := gobuild.Host(context.Background(), imagegen, "./cmd/imagegen"); err != nil {
@@ -46,14 +58,11 @@ func main() {
 	t0 := time.Now()
 	run(imagegen, "demo", "-o", *dir)
 	iso := filepath.Join(*dir, "nixlive-demo.iso")
-	log.Printf("demo: built in %.1f s; booting %s in QEMU (TCG, %s)\n", time.Since(t0).Seconds(),
-		iso, map[bool]string{false: "SeaBIOS", true: "OVMF"}[*uefi])
+	log.Printf("demo: built in %.1f s; booting %s in QEMU (TCG, %s)\n", time.Since(t0).Seconds(), iso, firmwareName(fw))
 
 	// -cpu max: RDRAND, as real machines have (see qemu.Options.CPU).
-	opts := qemu.Options{Name: "demo", CDROM: iso, MemoryMB: 1024, CPU: "max", Output: os.Stdout}
-	if *uefi {
-		opts.Firmware = qemu.OVMF
-	}
+	// OVMFSecureBoot's variable store defaults to Microsoft's keys.
+	opts := qemu.Options{Name: "demo", CDROM: iso, MemoryMB: 1024, CPU: "max", Output: os.Stdout, Firmware: fw}
 	vm, err := qemu.Start(opts)
 	if err != nil {
 		log.Fatal("demo: ", err)
@@ -66,7 +75,18 @@ func main() {
 	qerr := boot(vm, *interactive)
 	vm.Stop()
 	restore()
-	report(strings.ReplaceAll(vm.Console(), "\r", ""), qerr, iso)
+	report(strings.ReplaceAll(vm.Console(), "\r", ""), qerr, iso, fw)
+}
+
+// firmwareName names the firmware for the log line.
+func firmwareName(fw qemu.Firmware) string {
+	switch fw {
+	case qemu.OVMF:
+		return "OVMF, UEFI"
+	case qemu.OVMFSecureBoot:
+		return "OVMF, UEFI with Secure Boot enforced, Microsoft's keys"
+	}
+	return "SeaBIOS"
 }
 
 // boot answers demo-init's offer of a shell once it is on the console
@@ -119,8 +139,9 @@ func forwardKeys(vm *qemu.VM) {
 }
 
 // report prints demo-init's report once more, without the boot messages
-// around it, and fails unless the live system found no problem.
-func report(console string, qerr error, iso string) {
+// around it, and fails unless the live system found no problem and, booted
+// with Secure Boot enforced, saw it enabled.
+func report(console string, qerr error, iso string, fw qemu.Firmware) {
 	rep, err := demoinit.Parse(console)
 	if err != nil {
 		log.Fatalf("demo: %v (QEMU: %v)", err, qerr)
@@ -132,7 +153,10 @@ func report(console string, qerr error, iso string) {
 	if !rep.OK() {
 		log.Fatalf("demo: the live system has %d problem(s)", len(rep.Problems))
 	}
-	log.Printf("demo: ok: %d store paths registered and valid; the ISO is %s", rep.Registered, iso)
+	if fw == qemu.OVMFSecureBoot && rep.SecureBoot != demoinit.SecureBootEnabled {
+		log.Fatalf("demo: the firmware enforces Secure Boot, but demo-init reads %q", rep.SecureBootLine())
+	}
+	log.Printf("demo: ok: %d store paths registered and valid; %s; the ISO is %s", rep.Registered, rep.SecureBootLine(), iso)
 }
 
 func run(name string, args ...string) {
