@@ -4,16 +4,15 @@
 // with TCG: KVM does not work on the machines this project is tested on.
 //
 // The machine is -M pc, whose IDE controller (ata_piix) Debian's cloud
-// kernel drives, with every firmware. OVMFSecureBoot too: Debian's
-// OVMF_CODE_4M.fd enforces Secure Boot once its variable store has keys
-// enrolled and Secure Boot on, without SMM. The SMM build
-// (OVMF_CODE_4M.secboot.fd), which also keeps the guest OS from writing
-// the variable store's flash behind the firmware's back, needs
-// -M q35,smm=on, and there the cloud kernel sees no disk: it has no AHCI
-// driver for q35's controller, and on an added PIIX3 IDE controller
-// (piix3-ide) ata_piix ignores both channels, because OVMF leaves their
-// decode bits (IDETIM) off on q35. The tests check what the firmware
-// starts, not the OS's attacks on it, so they do without SMM.
+// kernel drives, but with OVMFSecureBoot: Secure Boot is enforced by the
+// SMM build of OVMF (OVMF_CODE_4M.secboot.fd), whose variable store the
+// guest OS cannot write behind the firmware's back, and SMM needs
+// -M q35,smm=on. There the CD-ROM and IDE disks hang off a virtio-scsi
+// controller, which both OVMF and the cloud kernel (virtio_scsi, sr_mod,
+// sd_mod) drive: the kernel has no AHCI driver for q35's own controller,
+// and on an added PIIX3 IDE controller ata_piix ignores both channels,
+// whose decode bits OVMF leaves off on q35. The guest still names them
+// /dev/sr0 and /dev/sda.
 //
 // The package does not import "testing", so that commands can use it;
 // vmtest adds the test helpers.
@@ -36,9 +35,8 @@ const (
 	// DefaultOVMF is the firmware image of OVMF, for -bios.
 	DefaultOVMF = "/usr/share/ovmf/OVMF.fd"
 	// SecureBootCode is the code of OVMFSecureBoot, mapped read-only as
-	// pflash unit 0: OVMF's 4 MB build, which supports Secure Boot
-	// without SMM (see the package documentation).
-	SecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	// pflash unit 0: OVMF's 4 MB build with Secure Boot and SMM.
+	SecureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
 	// MicrosoftVars is a variable store template for SecureBootCode with
 	// Secure Boot on and Microsoft's keys enrolled in KEK and db (their
 	// UEFI CA signs shim), Debian's in PK.
@@ -63,10 +61,7 @@ const (
 	//
 	// A Kernel is not checked: Debian 12's OVMF starts a -kernel that
 	// fails verification with its legacy loader. The kernel sees Secure
-	// Boot on all the same (and locks itself down), but on such a boot
-	// OVMF with a writable variable store does not set up the IDE
-	// controller (it does when it looks for boot media), so the kernel
-	// finds no IDE disk nor CD-ROM; virtio disks are there.
+	// Boot on all the same, and locks itself down.
 	OVMFSecureBoot
 )
 
@@ -157,9 +152,13 @@ func (opts Options) ArgsWithVars(vars string) ([]string, error) {
 	if opts.Kernel == "" && (opts.Initrd != "" || opts.Append != "") {
 		return nil, errors.New("Initrd and Append need a Kernel")
 	}
+	machine := "pc"
+	if opts.Firmware == OVMFSecureBoot {
+		machine = "q35,smm=on"
+	}
 	args := []string{
 		"-accel", "tcg",
-		"-M", "pc",
+		"-M", machine,
 		"-m", strconv.Itoa(orDefault(opts.MemoryMB, 1024)),
 		"-smp", strconv.Itoa(orDefault(opts.CPUs, 1)),
 	}
@@ -178,8 +177,12 @@ func (opts Options) ArgsWithVars(vars string) ([]string, error) {
 		return nil, err
 	}
 	args = append(args, fw...)
+	cdrom := opts.CDROM
+	if opts.Firmware == OVMFSecureBoot {
+		cdrom = "" // on the SCSI bus (driveArgs)
+	}
 	for _, f := range []struct{ flag, path string }{
-		{"-kernel", opts.Kernel}, {"-initrd", opts.Initrd}, {"-cdrom", opts.CDROM},
+		{"-kernel", opts.Kernel}, {"-initrd", opts.Initrd}, {"-cdrom", cdrom},
 	} {
 		if f.path == "" {
 			continue
@@ -193,6 +196,9 @@ func (opts Options) ArgsWithVars(vars string) ([]string, error) {
 		args = append(args, "-append", opts.Append)
 	}
 	drives, err := driveArgs(opts.Disks)
+	if opts.Firmware == OVMFSecureBoot {
+		drives, err = scsiArgs(opts.Disks, opts.CDROM)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +257,7 @@ func (opts Options) firmwareArgs(vars string) ([]string, error) {
 			return nil, err
 		}
 		return []string{
+			"-global", "driver=cfi.pflash01,property=secure,value=on", // SMM alone writes the variables
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
 			"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 		}, nil
@@ -312,4 +319,48 @@ func driveArgs(disks []Disk) ([]string, error) {
 		args = append(args, "-drive", drive)
 	}
 	return args, nil
+}
+
+// scsiArgs attaches, on q35, the disks that would be IDE disks and the
+// CD-ROM to one virtio-scsi controller, in that order (so the guest's
+// /dev/sda is the first disk, /dev/sr0 the CD-ROM); virtio disks as
+// driveArgs does.
+func scsiArgs(disks []Disk, cdrom string) ([]string, error) {
+	args := []string{"-device", "virtio-scsi-pci,id=scsi"}
+	n := 0
+	add := func(path, media string, extra string) error {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s: %w", media, err)
+		}
+		if err := drivePath(media, path); err != nil {
+			return err
+		}
+		id := "scsi" + strconv.Itoa(n)
+		dev := map[string]string{"disk": "scsi-hd", "cdrom": "scsi-cd"}[media]
+		args = append(args, "-drive", "if=none,id="+id+",format=raw,media="+media+",file="+path+extra,
+			"-device", dev+",drive="+id+",bus=scsi.0,scsi-id="+strconv.Itoa(n))
+		n++
+		return nil
+	}
+	var virtio []Disk
+	for _, d := range disks {
+		if d.Virtio {
+			virtio = append(virtio, d)
+			continue
+		}
+		extra := ""
+		if d.Snapshot {
+			extra = ",snapshot=on"
+		}
+		if err := add(d.Path, "disk", extra); err != nil {
+			return nil, err
+		}
+	}
+	if cdrom != "" {
+		if err := add(cdrom, "cdrom", ",readonly=on"); err != nil {
+			return nil, err
+		}
+	}
+	v, err := driveArgs(virtio)
+	return append(args, v...), err
 }

@@ -134,14 +134,22 @@ func TestQEMUArgsSecureBoot(t *testing.T) {
 	}.ArgsWithVars(vars)
 	require.NoError(t, err)
 	assert.Equal(t, []string{
-		"-accel", "tcg", "-M", "pc", "-m", "512", "-smp", "1",
+		"-accel", "tcg", "-M", "q35,smm=on", "-m", "512", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
+		"-global", "driver=cfi.pflash01,property=secure,value=on",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
-		"-kernel", vmlinuz, "-cdrom", iso, "-append", "console=ttyS0",
-		"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=0",
+		"-kernel", vmlinuz, "-append", "console=ttyS0",
+		// The IDE disks, then the CD-ROM, on virtio-scsi: /dev/sda,
+		// /dev/sdb, /dev/sr0 in the guest.
+		"-device", "virtio-scsi-pci,id=scsi",
+		"-drive", "if=none,id=scsi0,format=raw,media=disk,file=" + img,
+		"-device", "scsi-hd,drive=scsi0,bus=scsi.0,scsi-id=0",
+		"-drive", "if=none,id=scsi1,format=raw,media=disk,file=" + img + ",snapshot=on",
+		"-device", "scsi-hd,drive=scsi1,bus=scsi.0,scsi-id=1",
+		"-drive", "if=none,id=scsi2,format=raw,media=cdrom,file=" + iso + ",readonly=on",
+		"-device", "scsi-cd,drive=scsi2,bus=scsi.0,scsi-id=2",
 		"-drive", "file=" + img + ",format=raw,if=virtio,snapshot=on",
-		"-drive", "file=" + img + ",format=raw,if=ide,media=disk,index=1,snapshot=on",
 		"-S",
 	}, args)
 

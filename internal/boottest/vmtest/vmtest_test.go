@@ -137,7 +137,7 @@ func TestDisksSeen(t *testing.T) {
 		Kernel: k.Vmlinuz,
 		Initrd: testinit.InitrdWith(t, testinit.Options{
 			ModulesDir: k.Modules,
-			Modules:    []string{"ata_piix", "sd_mod", "sr_mod", "virtio_pci", "virtio_blk"},
+			Modules:    []string{"virtio_pci", "virtio_scsi", "sd_mod", "sr_mod", "virtio_blk"},
 		}),
 		Append: "console=ttyS0 quiet",
 		Disks: []vmtest.Disk{
@@ -160,11 +160,9 @@ func TestDisksSeen(t *testing.T) {
 }
 
 // A kernel started under OVMFSecureBoot sees Secure Boot on and locks
-// itself down. It is not checked (see OVMFSecureBoot), and OVMF with a
-// writable variable store does not set up the IDE controller on a -kernel
-// boot (it does when it looks for boot media), so ata_piix finds no IDE
-// disk nor CD-ROM there; virtio disks are seen. If sda and sr0 show up
-// here, that has changed: update OVMFSecureBoot's documentation.
+// itself down (it is not checked: see OVMFSecureBoot), and finds the disk
+// and the CD-ROM on the q35 machine's virtio-scsi controller under their
+// usual names.
 func TestBootKernelSecureBoot(t *testing.T) {
 	t.Parallel()
 	k := vmtest.KernelAndModules(t)
@@ -182,7 +180,7 @@ func TestBootKernelSecureBoot(t *testing.T) {
 		Kernel:   k.Vmlinuz,
 		Initrd: testinit.InitrdWith(t, testinit.Options{
 			ModulesDir: k.Modules,
-			Modules:    []string{"ata_piix", "sd_mod", "sr_mod", "virtio_pci", "virtio_blk"},
+			Modules:    []string{"virtio_pci", "virtio_scsi", "sd_mod", "sr_mod", "virtio_blk"},
 		}),
 		Append: "console=ttyS0", // not quiet: the kernel's Secure Boot lines are info
 		Disks: []vmtest.Disk{
@@ -202,7 +200,7 @@ func TestBootKernelSecureBoot(t *testing.T) {
 			devs = append(devs, rest)
 		}
 	}
-	assert.Equal(t, []string{"vda 2097152"}, devs, "block devices of a -kernel boot under OVMFSecureBoot")
+	assert.ElementsMatch(t, []string{"sda 1048576", "sr0 3145728", "vda 2097152"}, devs, "block devices of a -kernel boot under OVMFSecureBoot: the disk and CD-ROM on virtio-scsi, the virtio disk")
 	assert.NotContains(t, vm.Console(), "testinit: loading", "module load errors")
 }
 
