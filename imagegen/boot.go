@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -130,6 +131,30 @@ func (m *menu) grubCfg() string {
 	b.WriteString("\nmenuentry \"Firmware setup\" --id fwsetup {\n  fwsetup\n}\n")
 	return b.String()
 }
+
+// loaderConf is systemd-boot's loader.conf: the timeout and the default
+// entry (entry IDs are the file names, .conf included).
+func (m *menu) loaderConf() string {
+	timeout := strconv.Itoa(m.timeout)
+	if m.timeout < 0 {
+		timeout = "menu-force" // wait for a choice
+	}
+	return fmt.Sprintf("timeout %s\ndefault %s\neditor yes\n", timeout, sdEntryName(m.entries[0]))
+}
+
+// loaderEntries are systemd-boot's menu entries, in the menus' order
+// (sort-key), loading the kernel and initrd beside the loader. There is no
+// "boot from hard disk": systemd-boot adds firmware setup itself.
+func (m *menu) loaderEntries() []espFile {
+	var files []espFile
+	for i, e := range m.entries {
+		conf := fmt.Sprintf("title %s\nsort-key nixlive-%d\nlinux /%s\ninitrd /%s\noptions %s\n", e.label, i, isoKernel, isoInitrd, m.line(e))
+		files = append(files, espFile{sdEntries + sdEntryName(e), []byte(conf)})
+	}
+	return files
+}
+
+func sdEntryName(e menuEntry) string { return "nixlive-" + e.id + ".conf" }
 
 // grubEarlyCfg is built into the EFI loader: find the ISO by its marker
 // file (a label lookup would read the Joliet label, cut at 16 characters)

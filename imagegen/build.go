@@ -3,8 +3,6 @@ package imagegen
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nixlive/nixlive/imagegen/fat"
 	"github.com/nixlive/nixlive/imagegen/iso9660"
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
@@ -43,6 +40,9 @@ type ISO struct {
 	ClosureInfo string
 	// NoVerify skips reading back what was written to a block device.
 	NoVerify bool
+	// StrictSecureBoot refuses to build an ISO that Secure Boot firmware
+	// would refuse (ISOResult.SecureBootWarning).
+	StrictSecureBoot bool
 }
 
 // ISOResult says what was built.
@@ -52,6 +52,9 @@ type ISOResult struct {
 	Squashfs   int64          // bytes
 	Content    squashfs.Stats // zero when the squashfs was given
 	Written    *WriteResult   // the copy onto a block device; nil for a file
+	// SecureBootWarning says, in one line, why the ISO will not boot with
+	// Secure Boot on as it is; "" when it will.
+	SecureBootWarning string
 }
 
 // input is a file to put on the ISO, resolved on the host.
@@ -92,12 +95,14 @@ func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
 		return nil, err
 	}
 	defer removeTmp()
-	inputs, err := b.bootFiles(newMenu(b.Spec), tmp, p.epoch)
+	inputs, warning, err := b.bootFiles(newMenu(b.Spec), tmp, p)
 	if err != nil {
 		return nil, err
 	}
+	if warning != "" && b.StrictSecureBoot {
+		return nil, fmt.Errorf("--strict-secure-boot: %s", warning)
+	}
 	inputs = append(inputs, p.contents...)
-	inputs = append(inputs, input{target: isoKernel, host: p.kernel}, input{target: isoInitrd, host: p.initrd})
 	if err := checkTargets(inputs); err != nil {
 		return nil, err
 	}
@@ -114,6 +119,7 @@ func (b *ISO) Build(ctx context.Context) (*ISOResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	res.SecureBootWarning = warning
 	if b.Spec.CompressImage != "" {
 		if err := compressFile(ctx, isoPath, p.out, b.Spec.CompressImage); err != nil {
 			return nil, err
@@ -345,9 +351,11 @@ func (b *ISO) isoOptions(epoch time.Time) (iso9660.Options, error) {
 	return o, nil
 }
 
-// bootFiles makes the bootloaders' files: isolinux and its menu, the GRUB
-// EFI loader and its menu, and the FAT image the EFI entry boots.
-func (b *ISO) bootFiles(m *menu, tmp string, epoch time.Time) ([]input, error) {
+// bootFiles makes the boot loaders' files and the kernel and initrd
+// they load: isolinux and its menu, and the EFI loader's (efiboot.go).
+// It returns what Secure Boot firmware will make of the ISO when that is
+// not "boots".
+func (b *ISO) bootFiles(m *menu, tmp string, p *isoPlan) ([]input, string, error) {
 	s := b.Spec
 	var in []input
 	if s.Boot.BIOS {
@@ -356,52 +364,31 @@ func (b *ISO) bootFiles(m *menu, tmp string, epoch time.Time) ([]input, error) {
 			in = append(in, input{target: "isolinux/" + mod, host: filepath.Join(SyslinuxBIOS, mod)})
 		}
 		in = append(in, input{target: "isolinux/isolinux.cfg", data: []byte(m.isolinuxCfg())})
-	}
-	if s.Boot.EFI {
-		efiBin, err := m.buildGrubEFI(tmp)
-		if err != nil {
-			return nil, err
-		}
-		loader, err := os.ReadFile(efiBin)
-		if err != nil {
-			return nil, err
-		}
-		cfg := []byte(m.grubCfg())
-		img, err := efiImage(loader, cfg, epoch)
-		if err != nil {
-			return nil, err
-		}
-		in = append(in,
-			input{target: isoEFIImage, data: img},
-			input{target: isoGrubEFI, data: loader},
-			input{target: isoGrubCfg, data: cfg},
-			input{target: m.marker, data: []byte{}},
-		)
-	}
-	for _, i := range in {
-		if i.host != "" {
-			if _, err := os.Stat(i.host); err != nil {
-				return nil, fmt.Errorf("bootloader: %w (install isolinux, syslinux-common and grub-efi-amd64-bin)", err)
+		for _, i := range in {
+			if _, err := os.Stat(i.host); i.host != "" && err != nil {
+				return nil, "", fmt.Errorf("bootloader: %w (install isolinux and syslinux-common)", err)
 			}
 		}
 	}
-	return in, nil
-}
-
-// efiImage is the FAT file system the El Torito EFI entry points at, with
-// the loader where firmware looks for it.
-func efiImage(loader, cfg []byte, epoch time.Time) ([]byte, error) {
-	sum := sha256.Sum256(append(append([]byte{}, loader...), cfg...))
-	files := []fat.File{
-		{Name: "EFI/BOOT/BOOTX64.EFI", Size: int64(len(loader)), Open: opener(loader)},
-		{Name: "EFI/BOOT/grub.cfg", Size: int64(len(cfg)), Open: opener(cfg)},
+	kernel := input{target: isoKernel, host: p.kernel}
+	var warning string
+	if s.Boot.EFI {
+		e, err := b.efiBoot(m, tmp, p)
+		if err != nil {
+			return nil, "", err
+		}
+		img, err := e.image(p.epoch)
+		if err != nil {
+			return nil, "", err
+		}
+		in = append(in, input{target: isoEFIImage, data: img})
+		in = append(in, e.iso...)
+		if e.kernel != nil {
+			kernel = input{target: isoKernel, data: e.kernel}
+		}
+		warning = e.warning
 	}
-	var buf bytes.Buffer
-	_, err := fat.Build(&buf, files, fat.Options{VolumeLabel: "EFIBOOT", VolumeID: binary.LittleEndian.Uint32(sum[:4]), ModTime: epoch})
-	if err != nil {
-		return nil, fmt.Errorf("efi.img: %w", err)
-	}
-	return buf.Bytes(), nil
+	return append(in, kernel, input{target: isoInitrd, host: p.initrd}), warning, nil
 }
 
 func opener(b []byte) func() (io.ReadCloser, error) {

@@ -7,8 +7,8 @@ import (
 	"github.com/nixlive/nixlive/imagegen/iso9660"
 )
 
-// Inspect prints what an ISO is: its label, boot entries, partition tables
-// and files — what one reaches for xorriso or isoinfo to learn.
+// Inspect prints what an ISO is: its label, boot entries, partition tables,
+// EFI binaries with their signers, and files — what one reaches for xorriso or isoinfo to learn.
 func Inspect(w io.Writer, r io.ReaderAt, files bool) error {
 	im, err := iso9660.Open(r)
 	if err != nil {
@@ -56,6 +56,9 @@ func Inspect(w io.Writer, r io.ReaderAt, files bool) error {
 		for _, p := range im.GPT {
 			fmt.Fprintf(w, "  %d %q type %s start %d end %d %s\n", p.Index, p.Name, p.Type, p.Start, p.End, byLBA[uint32(p.Start/4)])
 		}
+	}
+	if err := inspectSecureBoot(w, r, im, entries); err != nil {
+		return err
 	}
 	if !files {
 		return nil

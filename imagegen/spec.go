@@ -52,6 +52,13 @@ type BootSpec struct {
 	Timeout       int    `json:"timeout"` // seconds; -1 waits for a choice
 	Label         string `json:"label"`
 	SerialConsole bool   `json:"serialConsole"`
+	// EFILoader is the chain the EFI entry boots (EFILoaderShim unless
+	// SecureBoot asks for EFILoaderSystemdBoot).
+	EFILoader string   `json:"efiLoader"`
+	EFIFiles  EFIFiles `json:"efiFiles"`
+	// SecureBoot, when set, signs the loader and the kernel with the
+	// user's own key.
+	SecureBoot *SecureBootKey `json:"secureBoot"`
 }
 
 // Defaults of the fields a spec may leave out.
@@ -80,6 +87,9 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 			Timeout       *int    `json:"timeout"`
 			Label         *string `json:"label"`
 			SerialConsole *bool   `json:"serialConsole"`
+			EFILoader     *string        `json:"efiLoader"`
+			EFIFiles      *EFIFiles      `json:"efiFiles"`
+			SecureBoot    *SecureBootKey `json:"secureBoot"`
 		} `json:"boot"`
 	}{}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -108,7 +118,11 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 		setIf(&s.Boot.Timeout, b.Timeout)
 		setIf(&s.Boot.Label, b.Label)
 		setIf(&s.Boot.SerialConsole, b.SerialConsole)
+		setIf(&s.Boot.EFILoader, b.EFILoader)
+		setIf(&s.Boot.EFIFiles, b.EFIFiles)
+		s.Boot.SecureBoot = b.SecureBoot
 	}
+
 	if s.IsoName == "" {
 		s.IsoName = DefaultIsoName
 	}
@@ -131,7 +145,9 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 var specNames = map[string][]string{
 	"": {"isoName", "volumeID", "compressImage", "contents", "storeContents", "squashfsCompression",
 		"system", "kernel", "initrd", "kernelParams", "boot", "sourceDateEpoch"},
-	"boot":                {"bios", "efi", "usb", "timeout", "label", "serialConsole"},
+	"boot":                {"bios", "efi", "usb", "timeout", "label", "serialConsole", "efiLoader", "efiFiles", "secureBoot"},
+	"boot.efiFiles":       {"shim", "mokManager", "grub", "systemdBoot"},
+	"boot.secureBoot":     {"key", "certificate"},
 	"contents[]":          {"source", "target"},
 	"squashfsCompression": {"algorithm", "level"},
 }
@@ -285,6 +301,9 @@ func (s *Spec) Validate() error {
 	}
 	if strings.ContainsAny(s.Boot.Label, "\n\"") {
 		return fmt.Errorf("boot.label %q: no newlines or double quotes", s.Boot.Label)
+	}
+	if err := s.Boot.checkEFI(); err != nil {
+		return err
 	}
 	seen := map[string]int{}
 	for i, c := range s.Contents {

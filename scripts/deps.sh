@@ -10,6 +10,10 @@ packages=(
   genisoimage      # isoinfo
   isolinux syslinux-common
   grub-efi-amd64-bin grub-common
+  shim-signed grub-efi-amd64-signed  # the Secure Boot chain: Microsoft-signed shim, Debian-signed GRUB
+  systemd-boot-efi                   # systemd-boot, signed with the user's own key
+  sbsigntool                         # sbverify: an independent reader of our Authenticode signatures
+  openssl                            # decrypts Debian's snakeoil test key
   ovmf
   mtools dosfstools
   qemu-system-x86 seabios ipxe-qemu

@@ -21,6 +21,7 @@ func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 	sqfs := fs.String("squashfs", "", "use this prebuilt "+live.StoreImage+" `file` instead of building one from storeContents")
 	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
 	noVerify := fs.Bool("no-verify", false, "with -o a block device: do not read back what was written")
+	strictSB := fs.Bool("strict-secure-boot", false, "refuse to build an ISO that firmware with Secure Boot on would refuse (an unsigned loader, or a kernel shim does not trust)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json -o OUT.iso|DIR|/dev/sdX [flags]\n\n"+
 			"Writes a live ISO that boots on BIOS and UEFI, from a CD or a USB stick;\n"+
@@ -40,10 +41,13 @@ func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 	if err != nil {
 		return err
 	}
-	b := &imagegen.ISO{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo, NoVerify: *noVerify}
+	b := &imagegen.ISO{Spec: spec, Store: storepath.Root{Dir: *storeRoot, StoreDir: *storeDir}, Output: *out, Progress: stderr, Squashfs: *sqfs, ClosureInfo: *closureInfo, NoVerify: *noVerify, StrictSecureBoot: *strictSB}
 	res, err := b.Build(ctx)
 	if err != nil {
 		return err
+	}
+	if res.SecureBootWarning != "" {
+		fmt.Fprintf(stderr, "imagegen build: warning: Secure Boot: %s\n", res.SecureBootWarning)
 	}
 	fmt.Fprintf(stdout, "%s: %d store paths, %s %d bytes\n", res.Path, res.StorePaths, live.StoreImage, res.Squashfs)
 	if res.Content.Content > 0 {

@@ -37,7 +37,7 @@ const testVolumeID = "nixos-minimal-25.05-x86_64"
 const testParam = "nixlive.test=param-42"
 
 // haveISOTools skips the test unless the bootloader files imagegen build
-// copies, grub-mkimage and the given reader tools are installed.
+// copies (Debian's signed EFI loaders among them), grub-mkimage and the given reader tools are installed.
 func haveISOTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, f := range []string{
@@ -45,9 +45,11 @@ func haveISOTools(t *testing.T, tools ...string) {
 		filepath.Join(imagegen.IsolinuxDir, "isohdpfx.bin"),
 		filepath.Join(imagegen.SyslinuxBIOS, "ldlinux.c32"),
 		filepath.Join(imagegen.GrubEFIModDir, "linux.mod"),
+		imagegen.DefaultEFIFiles.Shim, imagegen.DefaultEFIFiles.MokManager,
+		imagegen.DefaultEFIFiles.Grub, imagegen.DefaultEFIFiles.SystemdBoot,
 	} {
 		if _, err := os.Stat(f); err != nil {
-			t.Skipf("bootloader file missing (install isolinux, syslinux-common, grub-efi-amd64-bin; make test does): %v", err)
+			t.Skipf("bootloader file missing (install isolinux, syslinux-common, grub-efi-amd64-bin, shim-signed, grub-efi-amd64-signed, systemd-boot-efi; make test does): %v", err)
 		}
 	}
 	for _, tool := range append([]string{"grub-mkimage"}, tools...) {
@@ -825,10 +827,13 @@ func TestBuildMenus(t *testing.T) {
 		boot     map[string]any
 		isoTime  string // isolinux TIMEOUT (tenths)
 		grubTime string
+		sdTime   string // systemd-boot's loader.conf timeout
 		serial   bool
 	}{
-		{"Timeout1", map[string]any{"timeout": 1}, "TIMEOUT 10", "set timeout=1", false},
-		{"WaitSerial", map[string]any{"timeout": -1, "serialConsole": true, "label": "Custom Label"}, "TIMEOUT 0", "unset timeout", true},
+		{"Timeout1", map[string]any{"timeout": 1}, "TIMEOUT 10", "set timeout=1", "1", false},
+		{"WaitSerial", map[string]any{"timeout": -1, "serialConsole": true, "label": "Custom Label"}, "TIMEOUT 0", "unset timeout", "menu-force", true},
+		{"GrubMkimage", map[string]any{"timeout": 1, "efiLoader": "grub-mkimage"}, "TIMEOUT 10", "set timeout=1", "1", false},
+		{"SystemdBoot", map[string]any{"timeout": -1, "efiLoader": "systemd-boot"}, "TIMEOUT 0", "unset timeout", "menu-force", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -850,9 +855,12 @@ func TestBuildMenus(t *testing.T) {
 				{"serial", label + " (serial console)", "console=ttyS0,115200n8"},
 				{"nomodeset", label + " (nomodeset)", "nomodeset"},
 			}
-			check := func(t *testing.T, blocks []menuBlock) {
+			// check checks the entries; all but systemd-boot's menu end
+			// with "Boot from hard disk" (systemd-boot has no way back to
+			// the firmware's boot order but firmware setup, which it adds).
+			check := func(t *testing.T, blocks []menuBlock, hd bool) {
 				t.Helper()
-				require.GreaterOrEqual(t, len(blocks), len(entries)+1, "menu entries")
+				require.GreaterOrEqual(t, len(blocks), len(entries), "menu entries")
 				assert.Equal(t, "live", blocks[0].id, "first (default) entry")
 				for i, e := range entries {
 					b := blocks[i]
@@ -866,9 +874,13 @@ func TestBuildMenus(t *testing.T) {
 					}
 					assert.Equal(t, want, b.params, "entry %s: kernel parameters", e.id)
 				}
-				hd := blocks[len(entries)]
-				assert.Equal(t, "Boot from hard disk", hd.label)
-				assert.Empty(t, hd.kernel, "the hard disk entry boots no kernel")
+				if !hd {
+					assert.Len(t, blocks, len(entries), "no entry after the live ones")
+					return
+				}
+				require.Greater(t, len(blocks), len(entries), "menu entries")
+				assert.Equal(t, "Boot from hard disk", blocks[len(entries)].label)
+				assert.Empty(t, blocks[len(entries)].kernel, "the hard disk entry boots no kernel")
 			}
 
 			cfg := string(isoExtractFile(t, iso, "/isolinux/isolinux.cfg"))
@@ -878,7 +890,7 @@ func TestBuildMenus(t *testing.T) {
 				assert.Contains(t, head, tc.isoTime+"\n")
 				assert.Regexp(t, `(?m)^UI menu\.c32$`, head)
 				assert.Equal(t, tc.serial, strings.Contains(head, "SERIAL 0 115200\n"), "SERIAL directive")
-				check(t, blocks)
+				check(t, blocks, true)
 				if len(blocks) > len(entries) {
 					hd := blocks[len(entries)]
 					assert.Contains(t, hd.body, "COM32 chain.c32")
@@ -892,28 +904,69 @@ func TestBuildMenus(t *testing.T) {
 				}
 			})
 
-			grub := string(isoExtractFile(t, iso, "/EFI/BOOT/grub.cfg"))
+			loader, _ := tc.boot["efiLoader"].(string)
+			if loader == "systemd-boot" {
+				t.Run("systemd-boot", func(t *testing.T) { checkLoaderEntries(t, iso, tc.sdTime, func(blocks []menuBlock) { check(t, blocks, false) }) })
+				return
+			}
+			// Debian's signed GRUB reads its menu from /boot/grub; ours has
+			// it beside itself.
+			menuPath, early := "/boot/grub/grub.cfg", "/EFI/BOOT/grub.cfg"
+			if loader == "grub-mkimage" {
+				menuPath, early = "/EFI/BOOT/grub.cfg", "/EFI/BOOT/BOOTX64.EFI"
+			}
+			grub := string(isoExtractFile(t, iso, menuPath))
 			t.Run("grub", func(t *testing.T) {
 				assert.Contains(t, grub, tc.grubTime+"\n")
 				assert.Contains(t, grub, "set default=0\n")
 				assert.Equal(t, tc.serial, strings.Contains(grub, "terminal_output console serial"), "serial terminal")
 				blocks := grubBlocks(grub)
-				check(t, blocks)
+				check(t, blocks, true)
 				if len(blocks) > len(entries) {
 					assert.Equal(t, "exit", strings.TrimSpace(blocks[len(entries)].body))
 				}
-				// The loader's built-in config finds the ISO by its marker
-				// file and reads this menu.
-				strs := string(isoExtractFile(t, iso, "/EFI/BOOT/BOOTX64.EFI"))
+				// The early config (built into our GRUB, or beside Debian's
+				// in the EFI partition) finds the ISO by its marker file and
+				// reads this menu.
+				strs := string(isoExtractFile(t, iso, early))
 				m := regexp.MustCompile(`search --no-floppy --set=root --file /(EFI/nixlive-[0-9a-f]+)`).FindStringSubmatch(strs)
-				if assert.NotNil(t, m, "the loader's early config searches for a marker file") {
+				if assert.NotNil(t, m, "the early config searches for a marker file") {
 					list := isoinfoListing(t, iso, "-R")
 					_, ok := list[m[1]]
 					assert.True(t, ok, "marker /%s on the ISO", m[1])
 				}
-				assert.Contains(t, strs, "configfile ($root)/EFI/BOOT/grub.cfg")
+				assert.Contains(t, strs, "configfile ($root)"+menuPath)
 			})
 		})
+	}
+}
+
+// checkLoaderEntries reads systemd-boot's menu out of the ISO's EFI image
+// with mtools: loader.conf's timeout and default, and the entries in
+// their sort-key order, as menu blocks.
+func checkLoaderEntries(t *testing.T, iso, timeout string, check func([]menuBlock)) {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "efi.img")
+	mustWrite(t, img, isoExtractFile(t, iso, "/boot/efi.img"), 0o644)
+	conf := isoTool(t, "mtype", "-i", img, "::loader/loader.conf")
+	assert.Contains(t, conf, "timeout "+timeout+"\n")
+	assert.Contains(t, conf, "default nixlive-live.conf\n")
+	names := strings.Fields(isoTool(t, "mdir", "-i", img, "-b", "::loader/entries"))
+	var blocks []menuBlock
+	for _, n := range names {
+		body := isoTool(t, "mtype", "-i", img, n)
+		f := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+			k, v, _ := strings.Cut(l, " ")
+			f[k] = v
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(path.Base(n), "nixlive-"), ".conf")
+		blocks = append(blocks, menuBlock{id: id, label: f["title"], kernel: f["linux"], initrd: f["initrd"], params: strings.Fields(f["options"]), body: f["sort-key"]})
+	}
+	slices.SortFunc(blocks, func(a, b menuBlock) int { return strings.Compare(a.body, b.body) })
+	check(blocks)
+	for _, n := range []string{"::EFI/BOOT/BOOTX64.EFI", "::boot/bzImage", "::boot/initrd"} {
+		isoTool(t, "mdir", "-i", img, n) // fails the test if missing
 	}
 }
 
