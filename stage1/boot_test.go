@@ -98,7 +98,9 @@ func TestBoot(t *testing.T) {
 
 	// From the firmware through the boot loader's default menu entry, from
 	// a CD and from the ISO written to a USB stick (an IDE disk here: the
-	// isohybrid MBR and GPT are what a stick boots by).
+	// isohybrid MBR and GPT are what a stick boots by). With Secure Boot
+	// enforced (Microsoft's keys in db) the chain is shim, Debian's GRUB
+	// and Debian's kernel, which says Secure Boot is on and locks down.
 	for _, tc := range []struct {
 		name string
 		fw   vmtest.Firmware
@@ -109,12 +111,17 @@ func TestBoot(t *testing.T) {
 		{"OVMF-CD", vmtest.OVMF, false, "/dev/sr0"},
 		{"SeaBIOS-USB", vmtest.SeaBIOS, true, "/dev/sda"},
 		{"OVMF-USB", vmtest.OVMF, true, "/dev/sda"},
+		{"SecureBoot-CD", vmtest.OVMFSecureBoot, false, "/dev/sr0"},
+		{"SecureBoot-USB", vmtest.OVMFSecureBoot, true, "/dev/sda"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env.Start(livetest.ISO)
 			t.Parallel()
-			if tc.fw == vmtest.OVMF {
+			switch tc.fw {
+			case vmtest.OVMF:
 				vmtest.HaveOVMF(t)
+			case vmtest.OVMFSecureBoot:
+				vmtest.HaveSecureBootOVMF(t)
 			}
 			iso := env.Path(t, livetest.ISO)
 			opts := vmtest.Options{Name: tc.name, Firmware: tc.fw}
@@ -126,6 +133,13 @@ func TestBoot(t *testing.T) {
 			r := bootToPass(t, sum, opts, liveChecks, cdSteps)
 			assert.Equal(t, "source="+tc.dev, checkDetail(r, "iso-iso9660"), "the medium mounted on /iso")
 			assert.Contains(t, checkDetail(r, "dev-root"), "("+tc.dev+")", "/dev/root is the medium")
+			// The kernel's log, as checkstage2 copies it.
+			if tc.fw == vmtest.OVMFSecureBoot {
+				assert.Contains(t, r.KernelLog, "secureboot: Secure boot enabled")
+				assert.Contains(t, r.KernelLog, "Kernel is locked down from EFI Secure Boot; see man kernel_lockdown.7")
+			} else {
+				assert.NotContains(t, r.KernelLog, "secureboot: Secure boot enabled")
+			}
 		})
 	}
 

@@ -13,6 +13,9 @@ const (
 	CheckPrefix    = "NIXLIVE-CHECK "
 	TimelinePrefix = "NIXLIVE-TIMELINE "
 	ResultPrefix   = "NIXLIVE-STAGE2-RESULT "
+	// KernelLogPrefix starts the kernel's messages about Secure Boot and
+	// lockdown, copied from its log.
+	KernelLogPrefix = "NIXLIVE-KLOG "
 )
 
 // Check is one NIXLIVE-CHECK line.
@@ -34,6 +37,8 @@ type Report struct {
 	Checks   []Check
 	Timeline []Step
 	Result   string // "PASS", "FAIL", or "" when it printed none
+	// KernelLog holds the kernel's messages about Secure Boot and lockdown.
+	KernelLog []string
 }
 
 // Parse reads checkstage2's lines from a console transcript (other lines
@@ -61,6 +66,8 @@ func Parse(console string) (Report, error) {
 				return r, fmt.Errorf("malformed timeline line %q: %v", line, err)
 			}
 			r.Timeline = append(r.Timeline, Step{Name: rest[:i], At: time.Duration(sec * float64(time.Second))})
+		case strings.HasPrefix(line, KernelLogPrefix):
+			r.KernelLog = append(r.KernelLog, strings.TrimPrefix(line, KernelLogPrefix))
 		case strings.HasPrefix(line, ResultPrefix):
 			if r.Result != "" {
 				return r, fmt.Errorf("a second result line %q", line)

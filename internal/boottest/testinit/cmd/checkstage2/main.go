@@ -100,6 +100,7 @@ func main() {
 	c.layout(copyToRAM, mediumFS, params)
 	c.nixosStore(params)
 	c.timeline()
+	secureBootLog()
 	if c.failed {
 		fmt.Println("NIXLIVE-STAGE2-RESULT FAIL")
 	} else {
@@ -190,5 +191,35 @@ func (c *checker) timeline() {
 	c.check("timeline", err == nil && len(tl.Steps) >= 5, strings.Join(names, ","))
 	for _, s := range tl.Steps {
 		fmt.Printf("NIXLIVE-TIMELINE %s %.6f\n", s.Name, s.At)
+	}
+}
+
+// secureBootLog prints the kernel's messages about Secure Boot and
+// lockdown from its log (/dev/kmsg), which "quiet" keeps off the console,
+// as NIXLIVE-KLOG lines: what the boot tests look for to know the
+// firmware enforced Secure Boot.
+func secureBootLog() {
+	// Raw reads: an os.File would wait in the poller at the log's end
+	// instead of returning EAGAIN.
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Printf("NIXLIVE-KLOG unreadable: %v\n", err)
+		return
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(fd, buf) // one record per read
+		if err == unix.EPIPE {
+			continue // records overwritten while reading
+		}
+		if err != nil || n <= 0 {
+			return // EAGAIN: the end of the log
+		}
+		_, msg, _ := strings.Cut(string(buf[:n]), ";")
+		msg, _, _ = strings.Cut(msg, "\n")
+		if strings.Contains(msg, "Secure boot") || strings.Contains(msg, "locked down") {
+			fmt.Printf("NIXLIVE-KLOG %s\n", msg)
+		}
 	}
 }
