@@ -29,6 +29,7 @@ import (
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/copyfile"
+	"github.com/nixlive/nixlive/internal/kmod"
 	"github.com/nixlive/nixlive/internal/nix/nar"
 	"github.com/nixlive/nixlive/internal/nix/storepath"
 	"github.com/nixlive/nixlive/live"
@@ -62,6 +63,10 @@ type System struct {
 	Progress    *os.File
 	Log         io.Writer // one line per step; nil for none
 }
+
+// SystemModules are the kernel modules in the system's kernel-modules
+// (with what they need).
+var SystemModules = []string{"efivarfs"}
 
 // Commands are u-root's commands in the demo system's sw/bin.
 var Commands = initrd.RescueCommands
@@ -177,6 +182,16 @@ func (d *System) storeSteps(in *inputs, paths map[string]string) []storeStep {
 		{"kernel", "linux-" + version, func(dir string) error {
 			return copyInto(d.Kernel, filepath.Join(dir, "bzImage"), 0o444)
 		}},
+		// The kernel's modules the booted system loads itself, as NixOS's
+		// kernel-modules: efivarfs, a module in Debian's kernels, which
+		// demo-init mounts to read the Secure Boot state.
+		{"kernel-modules", "kernel-modules", func(dir string) error {
+			db, err := kmod.Load(d.ModulesDir)
+			if err != nil {
+				return err
+			}
+			return db.WriteSubset(filepath.Join(dir, "lib/modules", version), SystemModules)
+		}},
 		{"initrd", "initrd-linux-" + version, func(dir string) error {
 			return copyInto(in.initrd, filepath.Join(dir, "initrd"), 0o444)
 		}},
@@ -234,11 +249,12 @@ func fillSystemPath(dir string, paths map[string]string) error {
 // the system.
 func fillSystem(dir string, paths map[string]string, version string) error {
 	for link, target := range map[string]string{
-		"init":   paths["stage2"] + "/bin/stage2",
-		"kernel": paths["kernel"] + "/bzImage",
-		"initrd": paths["initrd"] + "/initrd",
-		"sw":     paths["system-path"],
-		"etc":    paths["etc"] + "/etc",
+		"init":           paths["stage2"] + "/bin/stage2",
+		"kernel":         paths["kernel"] + "/bzImage",
+		"initrd":         paths["initrd"] + "/initrd",
+		"kernel-modules": paths["kernel-modules"],
+		"sw":             paths["system-path"],
+		"etc":            paths["etc"] + "/etc",
 	} {
 		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
 			return err

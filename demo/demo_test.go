@@ -55,7 +55,7 @@ func TestDemo(t *testing.T) {
 		regPaths = append(regPaths, r.Path)
 	}
 	assert.Equal(t, m.StorePaths, regPaths, "the registration lists the system's closure")
-	assert.Len(t, recs, 8, "stage2, demo-init, u-root, kernel, initrd, etc, system-path, system")
+	assert.Len(t, recs, 9, "stage2, demo-init, u-root, kernel, kernel-modules, initrd, etc, system-path, system")
 
 	t.Run("nix-store --add names", func(t *testing.T) { checkAddNames(t, m) })
 	t.Run("reproducible", func(t *testing.T) {
