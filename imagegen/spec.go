@@ -81,12 +81,12 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 		CompressImage       json.RawMessage `json:"compressImage"`
 		SquashfsCompression json.RawMessage `json:"squashfsCompression"`
 		Boot                *struct {
-			BIOS          *bool   `json:"bios"`
-			EFI           *bool   `json:"efi"`
-			USB           *bool   `json:"usb"`
-			Timeout       *int    `json:"timeout"`
-			Label         *string `json:"label"`
-			SerialConsole *bool   `json:"serialConsole"`
+			BIOS          *bool          `json:"bios"`
+			EFI           *bool          `json:"efi"`
+			USB           *bool          `json:"usb"`
+			Timeout       *int           `json:"timeout"`
+			Label         *string        `json:"label"`
+			SerialConsole *bool          `json:"serialConsole"`
 			EFILoader     *string        `json:"efiLoader"`
 			EFIFiles      *EFIFiles      `json:"efiFiles"`
 			SecureBoot    *SecureBootKey `json:"secureBoot"`

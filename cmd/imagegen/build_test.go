@@ -906,7 +906,9 @@ func TestBuildMenus(t *testing.T) {
 
 			loader, _ := tc.boot["efiLoader"].(string)
 			if loader == "systemd-boot" {
-				t.Run("systemd-boot", func(t *testing.T) { checkLoaderEntries(t, iso, tc.sdTime, func(blocks []menuBlock) { check(t, blocks, false) }) })
+				t.Run("systemd-boot", func(t *testing.T) {
+					checkLoaderEntries(t, iso, tc.sdTime, func(blocks []menuBlock) { check(t, blocks, false) })
+				})
 				return
 			}
 			// Debian's signed GRUB reads its menu from /boot/grub; ours has
