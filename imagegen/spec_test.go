@@ -42,7 +42,8 @@ func TestParseSpecDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, imagegen.DefaultIsoName, s.IsoName)
 	assert.Equal(t, imagegen.DefaultVolumeID, s.VolumeID)
-	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 10, Label: imagegen.DefaultLabel}, s.Boot)
+	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 10, Label: imagegen.DefaultLabel,
+		EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles}, s.Boot, "the EFI path is Debian's signed shim and GRUB")
 	assert.Empty(t, s.CompressImage)
 	assert.Equal(t, squashfs.Compression{Algorithm: "zstd", Level: 19}, s.SquashfsCompression)
 	assert.Nil(t, s.SourceDateEpoch)
@@ -64,7 +65,21 @@ func TestParseSpecValues(t *testing.T) {
 	t.Run("PartialBoot", func(t *testing.T) {
 		s, err := parseSpecText(t, minimalSpec(`"boot": {"efi": false, "timeout": -1, "serialConsole": true}`))
 		require.NoError(t, err)
-		assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: false, USB: true, Timeout: -1, Label: imagegen.DefaultLabel, SerialConsole: true}, s.Boot)
+		assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: false, USB: true, Timeout: -1, Label: imagegen.DefaultLabel, SerialConsole: true,
+			EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles}, s.Boot)
+	})
+	t.Run("EFIFilesPartial", func(t *testing.T) {
+		s, err := parseSpecText(t, minimalSpec(`"boot": {"efiFiles": {"grub": "/nix/store/x-grub/gcdx64.efi"}}`))
+		require.NoError(t, err)
+		want := imagegen.DefaultEFIFiles
+		want.Grub = "/nix/store/x-grub/gcdx64.efi"
+		assert.Equal(t, want, s.Boot.EFIFiles, "the others keep Debian's paths")
+	})
+	t.Run("SecureBootImpliesSystemdBoot", func(t *testing.T) {
+		s, err := parseSpecText(t, minimalSpec(`"boot": {"secureBoot": {"key": "/k", "certificate": "/c"}}`))
+		require.NoError(t, err)
+		assert.Equal(t, imagegen.EFILoaderSystemdBoot, s.Boot.EFILoader)
+		assert.Equal(t, &imagegen.SecureBootKey{Key: "/k", Certificate: "/c"}, s.Boot.SecureBoot)
 	})
 	for _, tc := range []struct{ json, want string }{
 		{`false`, ""}, {`null`, ""}, {`"zstd"`, "zstd"}, {`"bzip2"`, "bzip2"},
@@ -184,7 +199,9 @@ func TestSpecJSONNames(t *testing.T) {
 		"storeContents": []string{specSystem}, "squashfsCompression": "xz",
 		"system": specSystem, "kernel": specKernel, "initrd": specInitrd,
 		"kernelParams": []string{"quiet"}, "sourceDateEpoch": 5,
-		"boot": map[string]any{"bios": true, "efi": true, "usb": false, "timeout": 3, "label": "L", "serialConsole": true},
+		"boot": map[string]any{"bios": true, "efi": true, "usb": false, "timeout": 3, "label": "L", "serialConsole": true,
+			"efiLoader": "systemd-boot", "secureBoot": map[string]any{"key": "/k", "certificate": "/c"},
+			"efiFiles": map[string]any{"shim": "/1", "mokManager": "/2", "grub": "/3", "systemdBoot": "/4"}},
 	}
 	data, err := json.Marshal(full)
 	require.NoError(t, err)
@@ -199,5 +216,7 @@ func TestSpecJSONNames(t *testing.T) {
 	assert.Equal(t, []string{"quiet"}, s.KernelParams)
 	require.NotNil(t, s.SourceDateEpoch)
 	assert.Equal(t, int64(5), *s.SourceDateEpoch)
-	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: false, Timeout: 3, Label: "L", SerialConsole: true}, s.Boot)
+	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: false, Timeout: 3, Label: "L", SerialConsole: true,
+		EFILoader: "systemd-boot", SecureBoot: &imagegen.SecureBootKey{Key: "/k", Certificate: "/c"},
+		EFIFiles: imagegen.EFIFiles{Shim: "/1", MokManager: "/2", Grub: "/3", SystemdBoot: "/4"}}, s.Boot)
 }
