@@ -34,6 +34,7 @@ commands:
   inspect print an ISO's label, boot entries, partition tables and files
   initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
   demo    build the demo live system (store, initrd, ISO) from this source tree
+  closure-info  write nixpkgs' closureInfo from a Nix build's .attrs.json (a Nix builder)
 
 Run "imagegen COMMAND -h" for a command's flags.
 `
@@ -112,6 +113,8 @@ func command(ctx context.Context, args []string, stdout, stderr *os.File) error 
 		return initrdCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, args[1:], stdout, stderr)
+	case "closure-info":
+		return closureInfoCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
