@@ -52,8 +52,8 @@ func TestBuildNixOutput(t *testing.T) {
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"build", specFile, "--spec", specFile, "-o", t.TempDir()}, // two specs
-			{"build", "--spec", specFile, "--nix-output"},               // no -o, no $out
-			{"build", "--nix-output", "-o", t.TempDir()},                // no spec
+			{"build", "--spec", specFile, "--nix-output"},              // no -o, no $out
+			{"build", "--nix-output", "-o", t.TempDir()},               // no spec
 		} {
 			r := runCLI(t, cliOpts{}, args...)
 			if r.code != 2 || !strings.Contains(r.stderr, "want one spec (SPEC or --spec) and -o") {
