@@ -12,7 +12,8 @@ import (
 )
 
 // Bootloader files from Debian's isolinux, syslinux-common and
-// grub-efi-amd64-bin packages.
+// grub-efi-amd64-bin packages: the defaults of boot.biosFiles.isolinux,
+// boot.biosFiles.syslinuxModules and boot.efiFiles.grubModules.
 var (
 	IsolinuxDir   = "/usr/lib/ISOLINUX"
 	SyslinuxBIOS  = "/usr/lib/syslinux/modules/bios"
@@ -165,13 +166,13 @@ func (m *menu) grubEarlyCfg() string {
 
 // buildGrubEFI runs grub-mkimage, the bootloader's own build step (its
 // output is reproducible), in a temporary directory.
-func (m *menu) buildGrubEFI(tmp string) (string, error) {
+func (m *menu) buildGrubEFI(tmp, modDir string) (string, error) {
 	cfg := filepath.Join(tmp, "grub-early.cfg")
 	if err := os.WriteFile(cfg, []byte(m.grubEarlyCfg()), 0o644); err != nil {
 		return "", err
 	}
 	out := filepath.Join(tmp, "BOOTX64.EFI")
-	args := append([]string{"-O", "x86_64-efi", "-d", GrubEFIModDir, "-o", out, "-p", "/EFI/BOOT", "-c", cfg}, grubModules...)
+	args := append([]string{"-O", "x86_64-efi", "-d", modDir, "-o", out, "-p", "/EFI/BOOT", "-c", cfg}, grubModules...)
 	if b, err := exec.Command("grub-mkimage", args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("grub-mkimage: %v: %s", err, strings.TrimSpace(string(b)))
 	}

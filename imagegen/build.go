@@ -341,11 +341,13 @@ func (b *ISO) isoOptions(epoch time.Time) (iso9660.Options, error) {
 	if s.Boot.USB {
 		o.Hybrid = &iso9660.Hybrid{GPT: s.Boot.EFI}
 		if s.Boot.BIOS {
-			mbr, err := os.ReadFile(filepath.Join(IsolinuxDir, "isohdpfx.bin"))
+			h, err := b.biosFile("boot.biosFiles.isolinux", s.Boot.BIOSFiles.Isolinux, "isohdpfx.bin", "isolinux")
 			if err != nil {
-				return o, fmt.Errorf("boot.usb: %w (install isolinux)", err)
+				return o, fmt.Errorf("boot.usb: %w", err)
 			}
-			o.Hybrid.MBR = mbr
+			if o.Hybrid.MBR, err = os.ReadFile(h); err != nil {
+				return o, fmt.Errorf("boot.usb: %w", err)
+			}
 		}
 	}
 	return o, nil
@@ -359,16 +361,19 @@ func (b *ISO) bootFiles(m *menu, tmp string, p *isoPlan) ([]input, string, error
 	s := b.Spec
 	var in []input
 	if s.Boot.BIOS {
-		in = append(in, input{target: "isolinux/isolinux.bin", host: filepath.Join(IsolinuxDir, "isolinux.bin")})
+		h, err := b.biosFile("boot.biosFiles.isolinux", s.Boot.BIOSFiles.Isolinux, "isolinux.bin", "isolinux")
+		if err != nil {
+			return nil, "", err
+		}
+		in = append(in, input{target: "isolinux/isolinux.bin", host: h})
 		for _, mod := range isolinuxModules {
-			in = append(in, input{target: "isolinux/" + mod, host: filepath.Join(SyslinuxBIOS, mod)})
+			h, err := b.biosFile("boot.biosFiles.syslinuxModules", s.Boot.BIOSFiles.SyslinuxModules, mod, "syslinux-common")
+			if err != nil {
+				return nil, "", err
+			}
+			in = append(in, input{target: "isolinux/" + mod, host: h})
 		}
 		in = append(in, input{target: "isolinux/isolinux.cfg", data: []byte(m.isolinuxCfg())})
-		for _, i := range in {
-			if _, err := os.Stat(i.host); i.host != "" && err != nil {
-				return nil, "", fmt.Errorf("bootloader: %w (install isolinux and syslinux-common)", err)
-			}
-		}
 	}
 	kernel := input{target: isoKernel, host: p.kernel}
 	var warning string

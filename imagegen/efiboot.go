@@ -37,6 +37,10 @@ type EFIFiles struct {
 	MokManager  string `json:"mokManager"`  // mmx64.efi.signed, run by shim to enroll keys
 	Grub        string `json:"grub"`        // gcdx64.efi.signed: monolithic, for CDs
 	SystemdBoot string `json:"systemdBoot"` // systemd-bootx64.efi
+	// GrubModules is the directory of GRUB's x86_64-efi modules that
+	// grub-mkimage builds efiLoader "grub-mkimage" from (its -d);
+	// default GrubEFIModDir.
+	GrubModules string `json:"grubModules"`
 }
 
 // DefaultEFIFiles are Debian's paths.
@@ -45,6 +49,7 @@ var DefaultEFIFiles = EFIFiles{
 	MokManager:  "/usr/lib/shim/mmx64.efi.signed",
 	Grub:        "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",
 	SystemdBoot: "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+	GrubModules: GrubEFIModDir,
 }
 
 // SecureBootKey is the user's own Secure Boot signing key (an RSA key in
@@ -131,7 +136,11 @@ type espFile struct {
 func (b *ISO) efiBoot(m *menu, tmp string, p *isoPlan) (*efiBoot, error) {
 	switch b.Spec.Boot.EFILoader {
 	case EFILoaderGrubMkimage:
-		return m.grubMkimageBoot(tmp)
+		mods, err := b.hostDir("boot.efiFiles.grubModules", b.Spec.Boot.EFIFiles.GrubModules, "grub-efi-amd64-bin")
+		if err != nil {
+			return nil, err
+		}
+		return m.grubMkimageBoot(tmp, mods)
 	case EFILoaderSystemdBoot:
 		return b.systemdBoot(m, p)
 	}
@@ -140,8 +149,8 @@ func (b *ISO) efiBoot(m *menu, tmp string, p *isoPlan) (*efiBoot, error) {
 
 // grubMkimageBoot is our own GRUB: its early config, built in, finds the
 // ISO and its menu.
-func (m *menu) grubMkimageBoot(tmp string) (*efiBoot, error) {
-	efiBin, err := m.buildGrubEFI(tmp)
+func (m *menu) grubMkimageBoot(tmp, modDir string) (*efiBoot, error) {
+	efiBin, err := m.buildGrubEFI(tmp, modDir)
 	if err != nil {
 		return nil, err
 	}

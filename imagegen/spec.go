@@ -56,6 +56,8 @@ type BootSpec struct {
 	// SecureBoot asks for EFILoaderSystemdBoot).
 	EFILoader string   `json:"efiLoader"`
 	EFIFiles  EFIFiles `json:"efiFiles"`
+	// BIOSFiles are the isolinux and syslinux directories.
+	BIOSFiles BIOSFiles `json:"biosFiles"`
 	// SecureBoot, when set, signs the loader and the kernel with the
 	// user's own key.
 	SecureBoot *SecureBootKey `json:"secureBoot"`
@@ -89,6 +91,7 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 			SerialConsole *bool          `json:"serialConsole"`
 			EFILoader     *string        `json:"efiLoader"`
 			EFIFiles      *EFIFiles      `json:"efiFiles"`
+			BIOSFiles     *BIOSFiles     `json:"biosFiles"`
 			SecureBoot    *SecureBootKey `json:"secureBoot"`
 		} `json:"boot"`
 	}{}
@@ -120,6 +123,7 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 		setIf(&s.Boot.SerialConsole, b.SerialConsole)
 		setIf(&s.Boot.EFILoader, b.EFILoader)
 		setIf(&s.Boot.EFIFiles, b.EFIFiles)
+		setIf(&s.Boot.BIOSFiles, b.BIOSFiles)
 		s.Boot.SecureBoot = b.SecureBoot
 	}
 
@@ -145,8 +149,9 @@ func ParseSpec(r io.Reader, name string) (*Spec, error) {
 var specNames = map[string][]string{
 	"": {"isoName", "volumeID", "compressImage", "contents", "storeContents", "squashfsCompression",
 		"system", "kernel", "initrd", "kernelParams", "boot", "sourceDateEpoch"},
-	"boot":                {"bios", "efi", "usb", "timeout", "label", "serialConsole", "efiLoader", "efiFiles", "secureBoot"},
-	"boot.efiFiles":       {"shim", "mokManager", "grub", "systemdBoot"},
+	"boot":                {"bios", "efi", "usb", "timeout", "label", "serialConsole", "efiLoader", "efiFiles", "biosFiles", "secureBoot"},
+	"boot.efiFiles":       {"shim", "mokManager", "grub", "systemdBoot", "grubModules"},
+	"boot.biosFiles":      {"isolinux", "syslinuxModules"},
 	"boot.secureBoot":     {"key", "certificate"},
 	"contents[]":          {"source", "target"},
 	"squashfsCompression": {"algorithm", "level"},
@@ -301,6 +306,9 @@ func (s *Spec) Validate() error {
 	}
 	if strings.ContainsAny(s.Boot.Label, "\n\"") {
 		return fmt.Errorf("boot.label %q: no newlines or double quotes", s.Boot.Label)
+	}
+	if err := s.Boot.checkBootFiles(); err != nil {
+		return err
 	}
 	if err := s.Boot.checkEFI(); err != nil {
 		return err

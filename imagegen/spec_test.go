@@ -43,7 +43,8 @@ func TestParseSpecDefaults(t *testing.T) {
 	assert.Equal(t, imagegen.DefaultIsoName, s.IsoName)
 	assert.Equal(t, imagegen.DefaultVolumeID, s.VolumeID)
 	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: true, Timeout: 10, Label: imagegen.DefaultLabel,
-		EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles}, s.Boot, "the EFI path is Debian's signed shim and GRUB")
+		EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles, BIOSFiles: imagegen.DefaultBIOSFiles}, s.Boot,
+		"the EFI path is Debian's signed shim and GRUB, the BIOS path Debian's isolinux")
 	assert.Empty(t, s.CompressImage)
 	assert.Equal(t, squashfs.Compression{Algorithm: "zstd", Level: 19}, s.SquashfsCompression)
 	assert.Nil(t, s.SourceDateEpoch)
@@ -66,8 +67,28 @@ func TestParseSpecValues(t *testing.T) {
 		s, err := parseSpecText(t, minimalSpec(`"boot": {"efi": false, "timeout": -1, "serialConsole": true}`))
 		require.NoError(t, err)
 		assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: false, USB: true, Timeout: -1, Label: imagegen.DefaultLabel, SerialConsole: true,
-			EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles}, s.Boot)
+			EFILoader: imagegen.EFILoaderShim, EFIFiles: imagegen.DefaultEFIFiles, BIOSFiles: imagegen.DefaultBIOSFiles}, s.Boot)
 	})
+	t.Run("BIOSFilesPartial", func(t *testing.T) {
+		s, err := parseSpecText(t, minimalSpec(`"boot": {"biosFiles": {"syslinuxModules": "/nix/store/x-syslinux/share/syslinux"}, "efiFiles": {"grubModules": "/nix/store/x-grub/lib/grub/x86_64-efi"}}`))
+		require.NoError(t, err)
+		assert.Equal(t, imagegen.BIOSFiles{Isolinux: imagegen.IsolinuxDir, SyslinuxModules: "/nix/store/x-syslinux/share/syslinux"}, s.Boot.BIOSFiles, "isolinux keeps Debian's path")
+		want := imagegen.DefaultEFIFiles
+		want.GrubModules = "/nix/store/x-grub/lib/grub/x86_64-efi"
+		assert.Equal(t, want, s.Boot.EFIFiles)
+	})
+	for _, tc := range []struct{ boot, field string }{
+		{`{"biosFiles": {"isolinux": "share/syslinux"}}`, "boot.biosFiles.isolinux"},
+		{`{"biosFiles": {"syslinuxModules": "x"}}`, "boot.biosFiles.syslinuxModules"},
+		{`{"efiFiles": {"grubModules": "lib/grub"}}`, "boot.efiFiles.grubModules"},
+	} {
+		t.Run("Relative-"+tc.field, func(t *testing.T) {
+			_, err := parseSpecText(t, minimalSpec(`"boot": `+tc.boot))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.field)
+			assert.Contains(t, err.Error(), "want an absolute directory path")
+		})
+	}
 	t.Run("EFIFilesPartial", func(t *testing.T) {
 		s, err := parseSpecText(t, minimalSpec(`"boot": {"efiFiles": {"grub": "/nix/store/x-grub/gcdx64.efi"}}`))
 		require.NoError(t, err)
@@ -201,7 +222,8 @@ func TestSpecJSONNames(t *testing.T) {
 		"kernelParams": []string{"quiet"}, "sourceDateEpoch": 5,
 		"boot": map[string]any{"bios": true, "efi": true, "usb": false, "timeout": 3, "label": "L", "serialConsole": true,
 			"efiLoader": "systemd-boot", "secureBoot": map[string]any{"key": "/k", "certificate": "/c"},
-			"efiFiles": map[string]any{"shim": "/1", "mokManager": "/2", "grub": "/3", "systemdBoot": "/4"}},
+			"efiFiles":  map[string]any{"shim": "/1", "mokManager": "/2", "grub": "/3", "systemdBoot": "/4", "grubModules": "/5"},
+			"biosFiles": map[string]any{"isolinux": "/6", "syslinuxModules": "/7"}},
 	}
 	data, err := json.Marshal(full)
 	require.NoError(t, err)
@@ -218,5 +240,6 @@ func TestSpecJSONNames(t *testing.T) {
 	assert.Equal(t, int64(5), *s.SourceDateEpoch)
 	assert.Equal(t, imagegen.BootSpec{BIOS: true, EFI: true, USB: false, Timeout: 3, Label: "L", SerialConsole: true,
 		EFILoader: "systemd-boot", SecureBoot: &imagegen.SecureBootKey{Key: "/k", Certificate: "/c"},
-		EFIFiles: imagegen.EFIFiles{Shim: "/1", MokManager: "/2", Grub: "/3", SystemdBoot: "/4"}}, s.Boot)
+		EFIFiles:  imagegen.EFIFiles{Shim: "/1", MokManager: "/2", Grub: "/3", SystemdBoot: "/4", GrubModules: "/5"},
+		BIOSFiles: imagegen.BIOSFiles{Isolinux: "/6", SyslinuxModules: "/7"}}, s.Boot)
 }
