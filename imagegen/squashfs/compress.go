@@ -47,7 +47,9 @@ const (
 
 // ParseCompression reads the forms NixOS's squashfsCompression option uses,
 // such as "zstd -Xcompression-level 19", "xz -Xdict-size 100%", "gzip", "lz4 -Xhc",
-// and the short form "zstd:19".
+// and the short form "zstd:19". NixOS's older x86 default "xz -Xdict-size
+// 100% -Xbcj x86" is refused with an error that says why (no BCJ filter
+// in our xz encoder) and what to use instead.
 func ParseCompression(s string) (Compression, error) {
 	fields := strings.Fields(strings.ReplaceAll(s, ":", " "))
 	if len(fields) == 0 {
@@ -67,7 +69,17 @@ func ParseCompression(s string) (Compression, error) {
 		case f == "-Xhc":
 			c.Level = 9
 		case f == "-Xdict-size" && i+1 < len(rest):
-			i++ // dictionary size follows the block size; accepted for compatibility
+			// Our xz dictionary is the block size, mksquashfs's default
+			// (which it writes no options for); other sizes would need
+			// the compressor options block.
+			i++
+			if c.Algorithm != XZ || rest[i] != "100%" {
+				return Compression{}, fmt.Errorf("squashfs: compression %q: -Xdict-size %s: only xz's -Xdict-size 100%% (the block size) is supported", s, rest[i])
+			}
+		case f == "-Xbcj":
+			return Compression{}, fmt.Errorf("squashfs: compression %q: -Xbcj (xz's branch/call/jump filters) is not supported: "+
+				"the xz encoder we use (github.com/ulikunitz/xz) writes LZMA2 streams only, with no BCJ filter; "+
+				"use \"xz -Xdict-size 100%%\" (the same image without the filter, somewhat larger) or \"zstd -Xcompression-level 19\" (NixOS's current default)", s)
 		default:
 			n, err := strconv.Atoi(f)
 			if err != nil || i != 0 {
