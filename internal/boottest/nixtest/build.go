@@ -1,0 +1,97 @@
+package nixtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// BuildPure runs nix-build in the store on the file or expression
+// (`--expr` among args) with the extra args, as Nix would anywhere: in its
+// sandbox, with nothing of the host bound in (unlike Build), so a builder
+// must be a store path and sees only its inputs. It returns the output
+// paths, or the error with nix-build's stderr, without failing the test.
+func BuildPure(t testing.TB, storeRoot string, args ...string) ([]string, error) {
+	t.Helper()
+	out, _, err := Exec(t, storeRoot, nil, "nix-build", append([]string{"--no-out-link"}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return Lines(string(out)), nil
+}
+
+// MustBuildPure is BuildPure that fails the test on error.
+func MustBuildPure(t testing.TB, storeRoot string, args ...string) []string {
+	t.Helper()
+	paths, err := BuildPure(t, storeRoot, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+// EvalJSON evaluates expr strictly (`nix-instantiate --eval --strict
+// --json`) in the store and returns the JSON. No store path is written:
+// the evaluation runs in read-only mode.
+func EvalJSON(t testing.TB, storeRoot, expr string) ([]byte, error) {
+	t.Helper()
+	out, _, err := Exec(t, storeRoot, nil, "nix-instantiate", "--eval", "--strict", "--json", "--expr", expr)
+	return out, err
+}
+
+// Parse runs `nix-instantiate --parse FILE` in the store and returns the
+// error (with Nix's message), if any.
+func Parse(t testing.TB, storeRoot, file string) error {
+	t.Helper()
+	_, _, err := Exec(t, storeRoot, nil, "nix-instantiate", "--parse", file)
+	return err
+}
+
+// StaticImagegenPackage builds cmd/imagegen of this module as a statically
+// linked binary (cgo, for DataDog/zstd, linked with -static) into
+// DIR/bin/imagegen: the layout of a Nix package, for lib.nix's imagegen
+// argument, which Nix copies into the store with builtins.path. It runs
+// the go command from the current directory, which must be inside this
+// module (as it is for tests).
+func StaticImagegenPackage(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return err
+	}
+	gocmd := "go"
+	if _, err := exec.LookPath(gocmd); err != nil {
+		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false",
+		"-ldflags=-s -w -buildid= -linkmode external -extldflags -static",
+		"-o", filepath.Join(dir, "bin", "imagegen"), "github.com/nixlive/nixlive/cmd/imagegen")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux", "GOARCH=amd64")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build (static imagegen): %w\n%s", err, out)
+	}
+	return nil
+}
+
+// HostNix describes the host's /nix for a check that no Nix command
+// touched it: "absent", or the modification times of /nix, /nix/store
+// and /nix/var/nix/db.
+func HostNix() string {
+	var b strings.Builder
+	for _, p := range []string{"/nix", "/nix/store", "/nix/var/nix/db"} {
+		fi, err := os.Lstat(p)
+		if os.IsNotExist(err) && p == "/nix" {
+			return "absent"
+		}
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v; ", p, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s %v; ", p, fi.Mode(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}
