@@ -424,7 +424,12 @@ func (in *isoInputs) expectedTree(t *testing.T, isolinuxLBA int64) map[string]is
 	for _, m := range []string{"ldlinux.c32", "menu.c32", "chain.c32", "libcom32.c32", "libutil.c32"} {
 		file("isolinux/"+m, readFile(t, filepath.Join(imagegen.SyslinuxBIOS, m)), false)
 	}
-	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grub.cfg", "boot/efi.img", "nix-store.squashfs", ".boot.cat", "EFI/nixlive-*"} {
+	// Debian's shim, signed GRUB and MokManager, as the EFI partition
+	// holds them too.
+	file("EFI/BOOT/BOOTX64.EFI", readFile(t, imagegen.DefaultEFIFiles.Shim), false)
+	file("EFI/BOOT/grubx64.efi", readFile(t, imagegen.DefaultEFIFiles.Grub), false)
+	file("EFI/BOOT/mmx64.efi", readFile(t, imagegen.DefaultEFIFiles.MokManager), false)
+	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/grub.cfg", "boot/grub/grub.cfg", "boot/efi.img", "nix-store.squashfs", ".boot.cat", "EFI/nixlive-*"} {
 		file(made, nil, false)
 	}
 	want["nix/store"] = isoExpected{mode: fs.ModeDir | 0o555}
@@ -675,8 +680,13 @@ func TestBuildReaders(t *testing.T) {
 		assert.Regexp(t, `: \d+ files, \d+/\d+ clusters$`, lines[len(lines)-1])
 		t.Logf("fsck.fat -n:\n%s", out)
 		ls := isoTool(t, "mdir", "-i", img, "-b", "::/EFI/BOOT")
-		assert.ElementsMatch(t, []string{"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/BOOT/grub.cfg"}, strings.Fields(ls), "mdir -b ::/EFI/BOOT")
-		for _, name := range []string{"BOOTX64.EFI", "grub.cfg"} {
+		names := []string{"BOOTX64.EFI", "grubx64.efi", "mmx64.efi", "grub.cfg"}
+		var want []string
+		for _, n := range names {
+			want = append(want, "::/EFI/BOOT/"+n)
+		}
+		assert.ElementsMatch(t, want, strings.Fields(ls), "mdir -b ::/EFI/BOOT")
+		for _, name := range names {
 			got := filepath.Join(t.TempDir(), name)
 			isoTool(t, "mcopy", "-n", "-i", img, "::/EFI/BOOT/"+name, got)
 			assert.True(t, bytes.Equal(readFile(t, filepath.Join(dir, "EFI", "BOOT", name)), readFile(t, got)),

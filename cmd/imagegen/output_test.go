@@ -314,7 +314,7 @@ func TestOutputBlockDevice(t *testing.T) {
 			want := c.reference(t)
 			for _, how := range []string{"mknod", "dev"} {
 				t.Run(how, func(t *testing.T) {
-					dev := loopDevice(t, 8<<20, 0xAA)
+					dev := loopDevice(t, 64<<20, 0xAA)
 					p := dev
 					if how == "mknod" {
 						var st unix.Stat_t

@@ -127,15 +127,15 @@ func TestWriteDevice(t *testing.T) {
 		}
 	}
 	t.Run("write", func(t *testing.T) {
-		dev := loopDevice(t, 8<<20, 0xAA)
+		dev := loopDevice(t, 64<<20, 0xAA)
 		check(t, runCLI(t, cliOpts{}, "write", iso, dev), dev, true)
 	})
 	t.Run("write-no-verify", func(t *testing.T) {
-		dev := loopDevice(t, 8<<20, 0xAA)
+		dev := loopDevice(t, 64<<20, 0xAA)
 		check(t, runCLI(t, cliOpts{}, "write", "--no-verify", iso, dev), dev, false)
 	})
 	t.Run("write-symlink", func(t *testing.T) {
-		dev := loopDevice(t, 8<<20, 0xAA)
+		dev := loopDevice(t, 64<<20, 0xAA)
 		link := filepath.Join(t.TempDir(), "stick")
 		if err := os.Symlink(dev, link); err != nil {
 			t.Fatal(err)
@@ -146,7 +146,7 @@ func TestWriteDevice(t *testing.T) {
 		}
 	})
 	t.Run("build", func(t *testing.T) {
-		dev := loopDevice(t, 8<<20, 0xAA)
+		dev := loopDevice(t, 64<<20, 0xAA)
 		tmp := t.TempDir()
 		res := runCLI(t, cliOpts{env: []string{"TMPDIR=" + tmp}}, "build", specFile, "-o", dev, "--store-root", in.storeRoot)
 		check(t, res, dev, true)
@@ -179,12 +179,12 @@ func TestWriteDevice(t *testing.T) {
 			return []string{"build", specFile, "-o", dev, "--store-root", in.storeRoot}
 		}
 		t.Run(cmd+"-mounted", func(t *testing.T) {
-			dev := loopDevice(t, 8<<20, 0)
+			dev := loopDevice(t, 64<<20, 0)
 			mnt := mountExt4(t, dev)
 			refused(t, dev, args(dev), dev+" is mounted on "+mnt, "nothing was written")
 		})
 		t.Run(cmd+"-mounted-partition", func(t *testing.T) {
-			dev := loopDeviceWith(t, withPartition(8<<20, 0))
+			dev := loopDeviceWith(t, withPartition(64<<20, 0))
 			part := dev + "p1"
 			if _, err := os.Stat(part); err != nil {
 				t.Skipf("no %s after losetup -P: %v", part, err)
