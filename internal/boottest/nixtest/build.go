@@ -2,6 +2,7 @@ package nixtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,4 +95,20 @@ func HostNix() string {
 		fmt.Fprintf(&b, "%s: %s %v; ", p, fi.Mode(), fi.ModTime().UnixNano())
 	}
 	return b.String()
+}
+
+// MustEvalString evaluates attribute attr of the Nix file (nix-instantiate
+// --eval -A) to a string and returns it; paths stay as they are (the
+// evaluation is read-only: a path not yet in the store is an error).
+func MustEvalString(t testing.TB, storeRoot, file, attr string) string {
+	t.Helper()
+	out, _, err := Exec(t, storeRoot, nil, "nix-instantiate", "--eval", "--json", file, "-A", attr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("nix-instantiate --eval -A %s: not a string: %s", attr, out)
+	}
+	return s
 }
