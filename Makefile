@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test bench deps fuzz clean demo
+.PHONY: all build test bench deps fuzz clean demo imagegen-static
 
 all: build
 
@@ -13,6 +13,15 @@ STATIC_BUILD = CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -buil
 build:
 	$(GO) build -o bin/imagegen ./cmd/imagegen
 	$(STATIC_BUILD) -o bin/ ./cmd/stage1 ./cmd/stage2 ./cmd/postboot ./cmd/demo-init
+
+# imagegen as a static binary (cgo, for zstd, with libc linked in), for a
+# Nix build whose sandbox has no shell and no libc: the builder of
+# closureInfo and the ISO (nix/*.nix). The flags of internal/gobuild's
+# StaticCgo.
+imagegen-static:
+	CGO_ENABLED=1 $(GO) build -tags=osusergo,netgo -trimpath -buildvcs=false \
+		-ldflags='-linkmode external -extldflags -static -s -w -buildid=' \
+		-o bin/imagegen-static ./cmd/imagegen
 
 deps:
 	bash scripts/deps.sh

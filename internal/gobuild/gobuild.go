@@ -34,6 +34,25 @@ func Static(ctx context.Context, out string, pkgs ...string) error {
 	return run(ctx, StaticEnv, append(append(append([]string{"build"}, StaticFlags...), "-o", out), pkgs...))
 }
 
+// StaticCgoFlags make a static binary of a program that needs cgo
+// (imagegen, for zstd), linked by the C linker with libc inside, as
+// reproducible as StaticFlags. The osusergo and netgo tags keep os/user
+// and net off glibc's NSS, which a static binary cannot load (and a Nix
+// build sandbox does not have).
+var StaticCgoFlags = []string{"-tags=osusergo,netgo", "-trimpath", "-buildvcs=false",
+	"-ldflags=-linkmode external -extldflags -static -s -w -buildid="}
+
+// StaticCgoEnv turns cgo on for StaticCgo.
+var StaticCgoEnv = []string{"CGO_ENABLED=1", "GOOS=linux", "GOARCH=amd64"}
+
+// StaticCgo builds pkg, a program that needs cgo, as a static binary into
+// the file out: one with no interpreter and no shared library, such as a
+// Nix builder in a sandbox with nothing but its store paths needs. The
+// Makefile's imagegen-static target uses the same flags.
+func StaticCgo(ctx context.Context, out, pkg string) error {
+	return run(ctx, StaticCgoEnv, append(append(append([]string{"build"}, StaticCgoFlags...), "-o", out), pkg))
+}
+
 // Host builds pkg for this machine into the file out, with the
 // environment's settings (cgo as CGO_ENABLED says), as "make build" does.
 func Host(ctx context.Context, out, pkg string) error {
