@@ -282,3 +282,44 @@ func compareWithJQ(t *testing.T, attrs, dir string) {
 	}
 	assertClosureInfo(t, dir, want)
 }
+
+// TestClosureInfoNixBuilder: the static imagegen is the builder of a real
+// Nix 2.8 derivation, as closure-info.nix's drop-in has it, in a sandbox
+// with nothing but store paths: with no flags it finds ./.attrs.json
+// (Nix's $NIX_ATTRS_JSON_FILE names a path the sandbox lacks) and the
+// output (no $out with structured attributes), and writes what it writes
+// outside Nix from the same attributes.
+func TestClosureInfoNixBuilder(t *testing.T) {
+	f := newNixFixture(t)
+	bin := filepath.Join(t.TempDir(), "imagegen")
+	if err := gobuild.StaticCgo(context.Background(), bin, "github.com/nixlive/nixlive/cmd/imagegen"); err != nil {
+		t.Fatal(err)
+	}
+	builder := nixtest.Add(t, f.root, bin)
+	var rs []string
+	for _, r := range f.roots {
+		rs = append(rs, "(builtins.storePath "+nixtest.NixString(r)+")")
+	}
+	expr := `derivation {
+  name = "closure-info";
+  system = builtins.currentSystem;
+  builder = builtins.storePath ` + nixtest.NixString(builder) + `;
+  args = [ "closure-info" ];
+  __structuredAttrs = true;
+  exportReferencesGraph.closure = [ ` + strings.Join(rs, " ") + ` ];
+}`
+	out := nixtest.MustBuildPure(t, f.root, "--expr", expr)
+	if len(out) != 1 {
+		t.Fatalf("nix-build: outputs %q, want one", out)
+	}
+	want := filepath.Join(t.TempDir(), "want")
+	mustMain(t, "closure-info", "-o", want, "--attrs", realAttrs(t, f.root, f.roots))
+	wantFiles := map[string]string{}
+	for _, name := range []string{"registration", "store-paths", "total-nar-size"} {
+		wantFiles[name] = string(readFile(t, filepath.Join(want, name)))
+	}
+	assertClosureInfo(t, filepath.Join(f.root, out[0]), wantFiles)
+	if paths := nixtest.Lines(wantFiles["store-paths"]); !slices.Equal(paths, f.closure) {
+		t.Errorf("store-paths %q, want %q", paths, f.closure)
+	}
+}
