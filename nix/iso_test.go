@@ -52,6 +52,9 @@ in {
     contents = [ { source = motd; target = "/motd.txt"; } ];
     boot = { timeout = 1; serialConsole = true; };
   };
+  # The same ISO without boot loader files: imagegen looks in /usr/lib,
+  # which the sandbox does not show.
+  isoWithoutBootFiles = lib0.makeIsoImage { inherit system kernel initrd; };
   closure = nixlive.closureInfo { rootPaths = roots; };
   squashfs = nixlive.makeSquashfs { storeContents = roots; };
 }
@@ -192,4 +195,33 @@ func TestMakeIsoImage(t *testing.T) {
 	}
 	vm.MustWait(time.Minute)
 	t.Logf("booted to testinit in %v", vm.Elapsed().Round(100*time.Millisecond))
+
+	// The build sees its inputs only: without bootFiles, imagegen's
+	// defaults (Debian's /usr/lib paths, present on this host) are missing.
+	_, err = nixtest.BuildPure(t, e.store, e.file, "-A", "isoWithoutBootFiles")
+	require.Error(t, err, "a sandboxed build read the host's /usr/lib")
+	assert.Contains(t, err.Error(), "/usr/lib/", "the error names the missing default")
+	t.Logf("without bootFiles, as it should: %s", lastLine(err.Error()))
+}
+
+// TestPseudoFiles: makeSquashfs refuses pseudoFiles by throwing, with a
+// message that says so.
+func TestPseudoFiles(t *testing.T) {
+	nixtest.HaveNix(t)
+	expr := fmt.Sprintf(`(import %q { imagegen = "/nix/store/00000000000000000000000000000000-imagegen"; }).makeSquashfs { storeContents = [ ]; pseudoFiles = [ "etc d 755 0 0" ]; }`,
+		filepath.Join(repoRoot(t), "nix", "lib.nix"))
+	_, err := nixtest.EvalJSON(t, nixtest.NewStore(t), expr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pseudoFiles are not supported")
+}
+
+// lastLine is the last non-empty line of s (Nix's error after the log).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "error: builder for") {
+			return l
+		}
+	}
+	return s
 }
