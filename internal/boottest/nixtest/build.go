@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/nixlive/nixlive/internal/gobuild"
 )
 
 // BuildPure runs nix-build in the store on the file or expression
@@ -53,8 +53,8 @@ func Parse(t testing.TB, storeRoot, file string) error {
 	return err
 }
 
-// StaticImagegenPackage builds cmd/imagegen of this module as a statically
-// linked binary (cgo, for DataDog/zstd, linked with -static) into
+// StaticImagegenPackage builds cmd/imagegen of this module as a static
+// binary (gobuild.StaticCgo, as make imagegen-static) into
 // DIR/bin/imagegen: the layout of a Nix package, for lib.nix's imagegen
 // argument, which Nix copies into the store with builtins.path. It runs
 // the go command from the current directory, which must be inside this
@@ -63,19 +63,7 @@ func StaticImagegenPackage(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return err
 	}
-	gocmd := "go"
-	if _, err := exec.LookPath(gocmd); err != nil {
-		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w -buildid= -linkmode external -extldflags -static",
-		"-o", filepath.Join(dir, "bin", "imagegen"), "github.com/nixlive/nixlive/cmd/imagegen")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux", "GOARCH=amd64")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build (static imagegen): %w\n%s", err, out)
-	}
-	return nil
+	return gobuild.StaticCgo(ctx, filepath.Join(dir, "bin", "imagegen"), "github.com/nixlive/nixlive/cmd/imagegen")
 }
 
 // HostNix describes the host's /nix for a check that no Nix command
