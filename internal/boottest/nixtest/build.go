@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,4 +100,17 @@ func MustEvalString(t testing.TB, storeRoot, file, attr string) string {
 		t.Fatalf("nix-instantiate --eval -A %s: not a string: %s", attr, out)
 	}
 	return s
+}
+
+// NarHashHex is NarHash in base16 (nix-hash --type sha256 hostPath), the
+// bytes of an SRI hash (sha256-<base64>).
+func NarHashHex(t testing.TB, hostPath string) string {
+	t.Helper()
+	cmd := exec.Command("nix-hash", "--type", "sha256", hostPath)
+	cmd.Env = env(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-hash %s: %v", hostPath, err)
+	}
+	return strings.TrimSpace(string(out))
 }
