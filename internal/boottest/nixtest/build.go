@@ -68,20 +68,24 @@ func StaticImagegenPackage(ctx context.Context, dir string) error {
 }
 
 // HostNix describes the host's /nix for a check that no Nix command
-// touched it: "absent", or the modification times of /nix, /nix/store
-// and /nix/var/nix/db.
-func HostNix() string {
+// touched it: NixState("/").
+func HostNix() string { return NixState("/") }
+
+// NixState describes root/nix: "absent", or the modes and modification
+// times of nix, nix/store and nix/var/nix/db, which any store Nix opens
+// or writes there changes.
+func NixState(root string) string {
 	var b strings.Builder
-	for _, p := range []string{"/nix", "/nix/store", "/nix/var/nix/db"} {
-		fi, err := os.Lstat(p)
-		if os.IsNotExist(err) && p == "/nix" {
+	for _, p := range []string{"nix", "nix/store", "nix/var/nix/db"} {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if os.IsNotExist(err) && p == "nix" {
 			return "absent"
 		}
 		if err != nil {
-			fmt.Fprintf(&b, "%s: %v; ", p, err)
+			fmt.Fprintf(&b, "/%s: %v; ", p, err)
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %s %v; ", p, fi.Mode(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "/%s: %s %v; ", p, fi.Mode(), fi.ModTime().UnixNano())
 	}
 	return b.String()
 }

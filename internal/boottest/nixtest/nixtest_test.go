@@ -40,3 +40,28 @@ func TestCopyStorePaths(t *testing.T) {
 	nixtest.CopyStorePaths(t, store, fresh, []string{p})
 	require.Equal(t, nixtest.NarHash(t, filepath.Join(store, p)), nixtest.NarHash(t, filepath.Join(fresh, p)))
 }
+
+// TestNixState: the /nix guard sees a store appear and its database change.
+func TestNixState(t *testing.T) {
+	root := t.TempDir()
+	require.Equal(t, "absent", nixtest.NixState(root))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "nix", "store"), 0o755))
+	created := nixtest.NixState(root)
+	require.NotEqual(t, "absent", created)
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "nix", "var", "nix", "db"), 0o755))
+	require.NotEqual(t, created, nixtest.NixState(root))
+}
+
+// TestHostNixUntouched: the helpers' Nix commands leave the host's /nix
+// as it was (absent on a machine where only tests run Nix).
+func TestHostNixUntouched(t *testing.T) {
+	nixtest.HaveNix(t)
+	before := nixtest.HostNix()
+	store := nixtest.NewStore(t)
+	src := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(src, []byte("x"), 0o644))
+	nixtest.Add(t, store, src)
+	_, err := nixtest.EvalJSON(t, store, `builtins.nixVersion`)
+	require.NoError(t, err)
+	require.Equal(t, before, nixtest.HostNix())
+}
