@@ -18,6 +18,18 @@ rec {
     else if c == false || c == null then false
     else c;
 
+  # iso-image.nix puts its own boot loader in isoImage.contents (the kernel
+  # and initrd in /boot, isolinux in /isolinux, GRUB's EFI tree in /EFI,
+  # efi.img and grub/ in /boot, memtest, themes): imagegen lays out its own
+  # there, so those targets are left out (their sources are never read,
+  # nor built). The rest (version.txt, the user's files) goes on the ISO.
+  bootTargetDirs = [ "boot" "isolinux" "EFI" ];
+  isBootTarget = target:
+    let
+      t = builtins.replaceStrings [ "//" ] [ "/" ] ("/" + target);
+      under = d: t == "/${d}" || builtins.substring 0 (builtins.stringLength d + 2) t == "/${d}/";
+    in builtins.any under bootTargetDirs;
+
   # cfg: the config values, as plain attribute sets:
   #   isoImage: { isoName, volumeID, contents, storeContents,
   #     squashfsCompression, compressImage, makeEfiBootable,
@@ -41,7 +53,8 @@ rec {
       initrd = cfg.initrd;
       kernelParams = cfg.kernelParams or [ ];
       storeContents = iso.storeContents or [ ];
-      contents = map (c: { inherit (c) source target; }) (iso.contents or [ ]);
+      contents = map (c: { inherit (c) source target; })
+        (builtins.filter (c: !(isBootTarget c.target)) (iso.contents or [ ]));
       squashfsCompression = iso.squashfsCompression or defaultCompression;
       compressImage = iso.compressImage or false;
       boot = {

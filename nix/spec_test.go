@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
 
@@ -35,8 +36,19 @@ var specCases = []struct{ name, config, bootFiles string }{
   isoImage = {
     isoName = "nixos-minimal-25.05-x86_64-linux.iso";
     volumeID = "nixos-minimal-25.05-x86_64";
-    contents = [ { source = %q; target = "/motd.txt"; } ];
-    storeContents = [ %q ];
+    # iso-image.nix's own boot loader files, left out, then the rest.
+    contents = [
+      { source = "${%[2]q}/bzImage"; target = "/boot/bzImage"; }
+      { source = throw "never read"; target = "/isolinux"; }
+      { source = throw "never read"; target = "/isolinux/isolinux.cfg"; }
+      { source = throw "never read"; target = "/EFI"; }
+      { source = throw "never read"; target = "boot/efi.img"; }
+      { source = throw "never read"; target = "/boot/grub"; }
+      { source = %[1]q; target = "/version.txt"; }
+      { source = %[1]q; target = "/bootstrap/motd.txt"; }
+      { source = %[1]q; target = "/motd.txt"; }
+    ];
+    storeContents = [ %[3]q ];
     squashfsCompression = "xz -Xdict-size 100%%";
     compressImage = true;
     makeEfiBootable = true;
@@ -45,11 +57,11 @@ var specCases = []struct{ name, config, bootFiles string }{
     appendToMenuLabel = " Installer";
   };
   image.baseName = "ignored-when-isoName-is-set";
-  system = %q; kernel = %q; initrd = %q;
+  system = %[3]q; kernel = %[4]q; initrd = %[5]q;
   kernelParams = [ "console=ttyS0,115200" "loglevel=4" ];
   timeout = null;
   label = "NixOS 25.05";
-}`, fakeMotd, fakeSystem, fakeSystem, fakeKernel, fakeInitrd),
+}`, fakeMotd, path.Dir(fakeKernel), fakeSystem, fakeKernel, fakeInitrd),
 		fmt.Sprintf(`{
   biosFiles = { isolinux = %q; syslinuxModules = %q; };
   efiFiles = { systemdBoot = %q; };
