@@ -72,7 +72,7 @@ let
       name = "${fileName}.img";
       system = buildSystem;
       builder = bin;
-      args = [ "store" "-o" out "--comp" comp
+      args = [ "store" "-o" out "--comp" (specLib.squashfsCompressionSpec comp)
         "--closure-info" "${closureInfo { rootPaths = storeContents; }}" ]
         ++ map (p: "${p}") storeContents;
     };

@@ -11,6 +11,18 @@
 rec {
   defaultCompression = "zstd -Xcompression-level 19";
 
+  # A mksquashfs compression string as imagegen takes it: xz's branch
+  # filter (-Xbcj x86, in NixOS's default before 24.05) is dropped, as
+  # imagegen's xz has none; the rest is imagegen's to judge.
+  squashfsCompressionSpec = c:
+    let
+      words = builtins.filter (w: builtins.isString w && w != "") (builtins.split "[ \t]+" c);
+      drop = ws:
+        if ws == [ ] then [ ]
+        else if builtins.head ws == "-Xbcj" && builtins.length ws >= 2 then drop (builtins.tail (builtins.tail ws))
+        else [ (builtins.head ws) ] ++ drop (builtins.tail ws);
+    in builtins.concatStringsSep " " (drop words);
+
   # NixOS's isoImage.compressImage is a boolean (zstd when true); the spec
   # also takes "zstd" or "bzip2".
   compressImageSpec = c:
@@ -94,7 +106,7 @@ rec {
       kernelParams = args.kernelParams or [ ];
       storeContents = map str (args.storeContents or [ ]);
       contents = map (c: { source = str c.source; target = c.target; }) (args.contents or [ ]);
-      squashfsCompression = args.squashfsCompression or defaultCompression;
+      squashfsCompression = squashfsCompressionSpec (args.squashfsCompression or defaultCompression);
       compressImage = compressImageSpec (args.compressImage or false);
       boot = strings boot;
     } // (if args ? sourceDateEpoch then { inherit (args) sourceDateEpoch; } else { });

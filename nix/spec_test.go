@@ -49,7 +49,7 @@ var specCases = []struct{ name, config, bootFiles string }{
       { source = %[1]q; target = "/motd.txt"; }
     ];
     storeContents = [ %[3]q ];
-    squashfsCompression = "xz -Xdict-size 100%%";
+    squashfsCompression = "xz -Xdict-size 100%% -Xbcj x86";
     compressImage = true;
     makeEfiBootable = true;
     makeUsbBootable = false;
