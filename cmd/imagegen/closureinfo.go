@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/nix/registration"
@@ -21,7 +24,8 @@ import (
 // (closure-info.nix) as a Nix builder, without bash, coreutils or jq. It
 // reads the exportReferencesGraph entry of the structured attributes
 // (.attrs.json) and writes registration, store-paths and total-nar-size
-// byte for byte as closure-info.nix's jq commands do.
+// byte for byte as closure-info.nix's jq commands do (an SRI narHash,
+// "sha256-<base64>", is written as Nix 2.8 writes it, "sha256:<nix32>").
 func closureInfoCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen closure-info", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -192,6 +196,15 @@ func (e graphEntry) check(storeDir string) (uint64, error) {
 	size, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || strings.HasPrefix(s, "+") {
 		return 0, fmt.Errorf("narSize: %s is not a byte count (a whole number from 0 to 2^64-1)", s)
+	}
+	if sri, ok := strings.CutPrefix(*e.NarHash, "sha256-"); ok {
+		// Nix versions that write SRI hashes here: "sha256:" + nix32,
+		// the spelling Nix 2.8 writes and every reader takes.
+		h, err := base64.StdEncoding.DecodeString(sri)
+		if err != nil || len(h) != 32 {
+			return 0, fmt.Errorf("narHash: %q: not an SRI SHA-256 (base64 of 32 bytes)", *e.NarHash)
+		}
+		*e.NarHash = "sha256:" + nixbase32.EncodeToString(h)
 	}
 	// The hash alone, in a one-record registration: registration.Parse
 	// knows the spellings nix-store --load-db takes.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 
 	"github.com/nixlive/nixlive/internal/boottest/nixtest"
 	"github.com/nixlive/nixlive/internal/gobuild"
@@ -68,6 +71,19 @@ func TestClosureInfoHandWritten(t *testing.T) {
 		attrs := filepath.Join(dir, "attrs.json")
 		mustWrite(t, attrs, []byte(strings.Replace(handAttrs, `"closure"`, `"graph"`, 1)), 0o644)
 		mustMain(t, "closure-info", "-o", filepath.Join(dir, "out"), "--attrs", attrs, "--name", "graph")
+		assertClosureInfo(t, filepath.Join(dir, "out"), handWant)
+	})
+	t.Run("SRI hash", func(t *testing.T) {
+		dir := t.TempDir()
+		attrs := filepath.Join(dir, "attrs.json")
+		// The same 32 bytes as "sha256:0111…1" (nix32), as SRI.
+		var h [32]byte
+		if _, err := nixbase32.Decode(h[:], []byte("0"+strings.Repeat("1", 51))); err != nil {
+			t.Fatal(err)
+		}
+		sri := strings.Replace(handAttrs, "sha256:0"+strings.Repeat("1", 51), "sha256-"+base64.StdEncoding.EncodeToString(h[:]), 1)
+		mustWrite(t, attrs, []byte(sri), 0o644)
+		mustMain(t, "closure-info", "-o", filepath.Join(dir, "out"), "--attrs", attrs)
 		assertClosureInfo(t, filepath.Join(dir, "out"), handWant)
 	})
 	t.Run("empty closure", func(t *testing.T) {
@@ -135,6 +151,7 @@ func TestClosureInfoErrors(t *testing.T) {
 		{"no references", `{"closure": [{"path": "` + good + `", "narHash": ` + hash + `, "narSize": 1}]}`, "closure[0].references: missing"},
 		{"bad path", entry(`"/tmp/x"`, hash, `1`, `[]`), "closure[0].path: storepath: \"/tmp/x\": not in the store"},
 		{"bad hash", entry(`"`+good+`"`, `"md5:abc"`, `1`, `[]`), `closure[0].narHash: "md5:abc"`},
+		{"bad SRI", entry(`"`+good+`"`, `"sha256-AAAA"`, `1`, `[]`), `closure[0].narHash: "sha256-AAAA": not an SRI SHA-256`},
 		{"hash newline", entry(`"`+good+`"`, `"sha256:a\nb"`, `1`, `[]`), `closure[0].narHash: "sha256:a\nb": contains a newline`},
 		{"negative size", entry(`"`+good+`"`, hash, `-1`, `[]`), "closure[0].narSize: -1 is not a byte count"},
 		{"fraction size", entry(`"`+good+`"`, hash, `1.5`, `[]`), "closure[0].narSize: 1.5 is not a byte count"},
