@@ -127,7 +127,7 @@ func parseClosureInfo(data []byte, key, storeDir string) (*closureInfo, error) {
 	}
 	var entries []graphEntry
 	if err := decodeEntries(raw, &entries); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		return nil, fmt.Errorf("%s%w", key, err)
 	}
 	var reg, paths bytes.Buffer
 	var total uint64
@@ -162,16 +162,24 @@ func parseClosureInfo(data []byte, key, storeDir string) (*closureInfo, error) {
 	}, nil
 }
 
-// decodeEntries decodes the graph list, keeping numbers as written.
+// decodeEntries decodes the graph list, keeping numbers as written; an
+// error names the entry and its field.
 func decodeEntries(raw json.RawMessage, entries *[]graphEntry) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(entries); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("want a list of {path, narHash, narSize, references}: %s is a JSON %s, want %s", strings.TrimPrefix(te.Field, "."), te.Value, te.Type)
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return fmt.Errorf(": want a list of {path, narHash, narSize, references}, not %.20s", raw)
+	}
+	*entries = make([]graphEntry, len(list))
+	for i, r := range list {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.UseNumber()
+		if err := dec.Decode(&(*entries)[i]); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return fmt.Errorf("[%d].%s: a JSON %s, want %s", i, te.Field, te.Value, te.Type)
+			}
+			return fmt.Errorf("[%d]: want {path, narHash, narSize, references}: %w", i, err)
 		}
-		return fmt.Errorf("want a list of {path, narHash, narSize, references}: %w", err)
 	}
 	return nil
 }
