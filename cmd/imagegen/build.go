@@ -15,14 +15,14 @@ import (
 func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	fs := flag.NewFlagSet("imagegen build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required)")
+	out := fs.String("o", "", "output ISO `file`, or a directory to hold the spec's isoName (required, but for --nix-output)")
 	storeRoot := fs.String("store-root", "", "`dir` standing for / when reading store paths, as Nix's --store DIR")
 	storeDir := fs.String("store-dir", storepath.DefaultStoreDir, "logical store `dir`ectory")
 	sqfs := fs.String("squashfs", "", "use this prebuilt "+live.StoreImage+" `file` instead of building one from storeContents")
 	closureInfo := fs.String("closure-info", "", "closureInfo `dir` (store-paths + registration) of storeContents and system, instead of scanning the store")
 	noVerify := fs.Bool("no-verify", false, "with -o a block device: do not read back what was written")
 	specFile := fs.String("spec", "", "the spec `file` (JSON), instead of the SPEC argument")
-	nixOutput := fs.Bool("nix-output", false, "-o is a Nix output `dir`ectory (default $out), laid out as make-iso9660-image.nix's: iso/<isoName>, nix-support/system, nix-support/hydra-build-products")
+	nixOutput := fs.Bool("nix-output", false, "-o is a Nix output directory (default $out), laid out as make-iso9660-image.nix's: iso/<isoName>, nix-support/system, nix-support/hydra-build-products")
 	system := fs.String("system", "x86_64-linux", "with --nix-output: the `system` written to nix-support/system")
 	strictSB := fs.Bool("strict-secure-boot", false, "refuse to build an ISO that firmware with Secure Boot on would refuse (an unsigned loader, or a kernel shim does not trust)")
 	fs.Usage = func() {
