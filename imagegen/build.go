@@ -159,11 +159,11 @@ func (b *ISO) plan() (*isoPlan, error) {
 		return nil, err
 	}
 	for i, c := range s.Contents {
-		h, err := b.hostFile(fmt.Sprintf("contents[%d].source", i), c.Source)
+		in, err := b.contentInputs(i, c)
 		if err != nil {
 			return nil, err
 		}
-		p.contents = append(p.contents, input{target: c.Target, host: h, field: fmt.Sprintf("contents[%d].target", i)})
+		p.contents = append(p.contents, in...)
 	}
 	for i, sp := range s.StoreContents {
 		if _, err := storepath.ToStorePath(b.Store.Store(), sp); err != nil {
@@ -320,6 +320,48 @@ func (b *ISO) hostFile(field, p string) (string, error) {
 		return "", fmt.Errorf("%s: %s is not a regular file", field, h)
 	}
 	return h, nil
+}
+
+// contentInputs resolves contents[i]: a file, or a directory whose files
+// (symlinks to files followed) go under the target, as NixOS allows.
+// Empty directories are left out; a symlink to a directory is refused
+// (it could loop).
+func (b *ISO) contentInputs(i int, c Content) ([]input, error) {
+	field := fmt.Sprintf("contents[%d].source", i)
+	target := fmt.Sprintf("contents[%d].target", i)
+	h := c.Source
+	if strings.HasPrefix(h, b.Store.Store()+"/") {
+		h = b.Store.HostPath(h)
+	}
+	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
+		h, err := b.hostFile(field, c.Source)
+		return []input{{target: c.Target, host: h, field: target}}, err
+	}
+	var in []input
+	err := filepath.WalkDir(h, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := os.Stat(p)
+		switch {
+		case err != nil:
+			return err
+		case fi.IsDir():
+			return fmt.Errorf("%s is a symlink to a directory", p)
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		rel, err := filepath.Rel(h, p)
+		if err != nil {
+			return err
+		}
+		in = append(in, input{target: path.Join(c.Target, filepath.ToSlash(rel)), host: p, field: target})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return in, nil
 }
 
 func (b *ISO) isoOptions(epoch time.Time) (iso9660.Options, error) {
