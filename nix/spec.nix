@@ -47,7 +47,8 @@ rec {
   #     squashfsCompression, compressImage, makeEfiBootable,
   #     makeBiosBootable, makeUsbBootable, appendToMenuLabel,
   #     prependToMenuLabel } (any may be missing: the NixOS defaults apply)
-  #   image: { baseName } (optional, NixOS 24.11 and later)
+  #   image: { fileName, baseName } (optional: NixOS 25.05 renamed
+  #     isoImage.isoName to image.fileName, isoBaseName to image.baseName)
   #   system: the system's top level; kernel, initrd: the files to boot;
   #   kernelParams: the system's boot.kernelParams;
   #   timeout: boot.loader.timeout (null: wait for a choice);
@@ -58,7 +59,7 @@ rec {
       image = cfg.image or { };
       timeout = cfg.timeout or 10;
     in {
-      isoName = iso.isoName or ((image.baseName or "nixos") + ".iso");
+      isoName = image.fileName or iso.isoName or ((image.baseName or "nixos") + ".iso");
       volumeID = iso.volumeID or "NIXOS_BOOT_CD";
       system = cfg.system;
       kernel = cfg.kernel;

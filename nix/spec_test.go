@@ -32,6 +32,9 @@ const (
 // sets) and the boot loader files, and the golden spec file they give.
 var specCases = []struct{ name, config, bootFiles string }{
 	{"defaults", fmt.Sprintf(`{ system = %q; kernel = %q; initrd = %q; }`, fakeSystem, fakeKernel, fakeInitrd), "null"},
+	// NixOS 25.05 names the ISO image.fileName (isoImage.isoName is gone).
+	{"image-filename", fmt.Sprintf(`{ image = { fileName = "nixos-25.05-x86_64-linux.iso"; baseName = "nixos-25.05-x86_64-linux"; };
+  system = %q; kernel = %q; initrd = %q; }`, fakeSystem, fakeKernel, fakeInitrd), "null"},
 	{"nixos", fmt.Sprintf(`{
   isoImage = {
     isoName = "nixos-minimal-25.05-x86_64-linux.iso";

@@ -41,10 +41,12 @@ in {
   config = {
     system.build.isoImage = lib.mkForce (nixlive.makeIsoImage (nixlive.fromConfig {
       isoImage = {
-        inherit (iso) isoName volumeID contents storeContents squashfsCompression compressImage
+        inherit (iso) volumeID contents storeContents squashfsCompression compressImage
           makeEfiBootable makeUsbBootable appendToMenuLabel prependToMenuLabel;
-      } // optional "makeBiosBootable";
-      image = lib.optionalAttrs (config ? image && config.image ? baseName) { inherit (config.image) baseName; };
+      } // optional "isoName" // optional "makeBiosBootable";
+      # NixOS 25.05: image.fileName (was isoImage.isoName), image.baseName.
+      image = lib.optionalAttrs (config ? image)
+        (builtins.intersectAttrs { fileName = null; baseName = null; } config.image);
       system = config.system.build.toplevel;
       kernel = "${kernel}/${config.system.boot.loader.kernelFile}";
       inherit initrd;
