@@ -57,6 +57,9 @@ in {
   isoWithoutBootFiles = lib0.makeIsoImage { inherit system kernel initrd; };
   closure = nixlive.closureInfo { rootPaths = roots; };
   squashfs = nixlive.makeSquashfs { storeContents = roots; };
+  # nixlive.initrd.enable's initialRamdisk: stage 1 from the package, no
+  # kernel modules (the cloud kernel's are not in this store).
+  nixliveInitrd = nixlive.makeInitrd { };
 }
 `
 
@@ -202,6 +205,22 @@ func TestMakeIsoImage(t *testing.T) {
 	require.Error(t, err, "a sandboxed build read the host's /usr/lib")
 	assert.Contains(t, err.Error(), "/usr/lib/", "the error names the missing default")
 	t.Logf("without bootFiles, as it should: %s", lastLine(err.Error()))
+}
+
+// TestMakeInitrd builds makeInitrd (the NixOS module's initialRamdisk
+// with nixlive.initrd.enable) in the sandbox, rebuilds it bit-identical,
+// and checks NixOS's layout: $out/initrd, a zstd cpio whose /init is the
+// package's stage1.
+func TestMakeInitrd(t *testing.T) {
+	e := newBuildEnv(t)
+	out := e.build(t, "nixliveInitrd")
+	initrd := filepath.Join(e.host(out), "initrd")
+	list := run(t, "sh", "-c", "zstd -dc < \"$1\" | cpio -it --quiet", "sh", initrd)
+	assert.Contains(t, strings.Fields(list), "init", "cpio -t of $out/initrd")
+	stage1, err := os.ReadFile(filepath.Join(imagegenPackage(t), "bin", "stage1"))
+	require.NoError(t, err)
+	init := run(t, "sh", "-c", "cd \"$(mktemp -d)\" && zstd -dc < \"$1\" | cpio -i --quiet init && cat init", "sh", initrd)
+	assert.True(t, init == string(stage1), "/init in the initrd is the package's stage1")
 }
 
 // TestPseudoFiles: makeSquashfs refuses pseudoFiles by throwing, with a

@@ -104,7 +104,8 @@ let
       inherit name;
       system = buildSystem;
       builder = bin;
-      args = [ "initrd" "-o" out "--stage1" "${stage1}" ]
+      # $out/initrd, as NixOS's system.build.initialRamdisk.
+      args = [ "initrd" "--nix-output" "-o" out "--stage1" "${stage1}" ]
         ++ (if modulesDir == null then [ ] else [ "--kernel-modules" "${modulesDir}" ])
         ++ (if modules == null then [ ] else [ "--modules" (builtins.concatStringsSep "," modules) ]);
     };

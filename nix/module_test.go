@@ -72,6 +72,7 @@ in {
   isoArgs = iso.args;
   isoBuilder = iso.builder;
   postboot = m.config.boot.postBootCommands;
+  initrd = let i = m.config.system.build.initialRamdisk; in { _if = i._if; inherit (i._then._force) name args builder; };
   options = builtins.attrNames m.options.nixlive;
 }
 `
@@ -95,6 +96,12 @@ func TestModule(t *testing.T) {
 				Force string `json:"_force"`
 			} `json:"_then"`
 		}
+		Initrd struct {
+			If      bool `json:"_if"`
+			Name    string
+			Args    []string
+			Builder string
+		}
 		Options []string
 	}
 	require.NoError(t, json.Unmarshal(out, &got), "%s", out)
@@ -117,7 +124,14 @@ func TestModule(t *testing.T) {
 	require.Equal(t, string(want), pretty.String(), "the module's spec (go test -update rewrites %s)", golden)
 	spec, err := imagegen.ParseSpec(bytes.NewReader(got.Spec), golden)
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(spec.Initrd, "-nixlive-initrd"), "nixlive.initrd.enable: the initrd is makeInitrd's, not %s", spec.Initrd)
+	// nixlive.initrd.enable: the system's initialRamdisk is makeInitrd's
+	// ($out/initrd), built from the system's kernel modules, and the ISO
+	// boots the system's initialRamdisk.
+	assert.True(t, got.Initrd.If)
+	assert.Equal(t, "nixlive-initrd", got.Initrd.Name)
+	assert.True(t, strings.HasSuffix(got.Initrd.Builder, "-nixlive-static-0.1.0/bin/imagegen"), got.Initrd.Builder)
+	assert.Subset(t, got.Initrd.Args, []string{"initrd", "--nix-output", "--kernel-modules"})
+	assert.True(t, strings.HasSuffix(spec.Initrd, "-initrd-linux-6.12.30/initrd"), "the ISO boots the system's initialRamdisk, not %s", spec.Initrd)
 	assert.True(t, strings.HasSuffix(spec.Kernel, "-linux-6.12.30/bzImage"), spec.Kernel)
 	assert.Equal(t, "NixOS 25.05 Installer", spec.Boot.Label)
 }

@@ -14,12 +14,9 @@ let
   kernel = config.boot.kernelPackages.kernel;
   iso = config.isoImage;
   optional = name: lib.optionalAttrs (iso ? ${name}) { ${name} = iso.${name}; };
-  initrd =
-    if cfg.initrd.enable then
-      "${nixlive.makeInitrd {
-        modulesDir = "${config.system.modulesTree}/lib/modules/${kernel.modDirVersion}";
-      }}"
-    else "${config.system.build.initialRamdisk}/${config.system.boot.loader.initrdFile}";
+  # nixlive's initrd is the system's initialRamdisk ($out/initrd), so the
+  # ISO and everything else that boots the system take it.
+  initrd = "${config.system.build.initialRamdisk}/${config.system.boot.loader.initrdFile}";
 in {
   imports = [ (modulesPath + "/installer/cd-dvd/iso-image.nix") ];
 
@@ -53,6 +50,10 @@ in {
       kernelParams = config.boot.kernelParams;
       timeout = config.boot.loader.timeout;
       label = "${config.system.nixos.distroName or "NixOS"} ${config.system.nixos.label}";
+    }));
+
+    system.build.initialRamdisk = lib.mkIf cfg.initrd.enable (lib.mkForce (nixlive.makeInitrd {
+      modulesDir = "${config.system.modulesTree}/lib/modules/${kernel.modDirVersion}";
     }));
 
     # Replaces every boot.postBootCommands (iso-image.nix's nix-store

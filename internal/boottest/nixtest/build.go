@@ -54,17 +54,22 @@ func Parse(t testing.TB, storeRoot, file string) error {
 	return err
 }
 
-// StaticImagegenPackage builds cmd/imagegen of this module as a static
-// binary (gobuild.StaticCgo, as make imagegen-static) into
-// DIR/bin/imagegen: the layout of a Nix package, for lib.nix's imagegen
+// StaticImagegenPackage builds the flake's nixlive-static package from
+// this module: cmd/imagegen as a static binary (gobuild.StaticCgo, as
+// make imagegen-static) in DIR/bin/imagegen, and the static stage1 and
+// postboot beside it, the layout of a Nix package for lib.nix's imagegen
 // argument, which Nix copies into the store with builtins.path. It runs
 // the go command from the current directory, which must be inside this
 // module (as it is for tests).
 func StaticImagegenPackage(ctx context.Context, dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	return gobuild.StaticCgo(ctx, filepath.Join(dir, "bin", "imagegen"), "github.com/nixlive/nixlive/cmd/imagegen")
+	if err := gobuild.Static(ctx, bin+"/", "github.com/nixlive/nixlive/cmd/stage1", "github.com/nixlive/nixlive/cmd/postboot"); err != nil {
+		return err
+	}
+	return gobuild.StaticCgo(ctx, filepath.Join(bin, "imagegen"), "github.com/nixlive/nixlive/cmd/imagegen")
 }
 
 // HostNix describes the host's /nix for a check that no Nix command
