@@ -1,7 +1,7 @@
 // Command bench compares nixlive with the reference tools on the same input
 // in one run and rewrites the measured section of BENCHMARKS.md. Run it
 // through "make bench". Each section has its file: store, iso, boot,
-// postboot and demo.
+// postboot, demo and nixbuild.
 package main
 
 import (
@@ -32,7 +32,7 @@ var runs int
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "file whose measured section is rewritten")
 	work := flag.String("work", "_out/bench", "work directory")
-	only := flag.String("only", "", "run one section: store, iso, boot, postboot or demo (default: all)")
+	only := flag.String("only", "", "run one section: store, iso, boot, postboot, demo or nixbuild (default: all)")
 	flag.IntVar(&runs, "runs", 3, "alternating runs of each side of the whole-ISO comparison (the median counts)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -50,6 +50,7 @@ func main() {
 		{"boot", func() string { return benchBoot(*work, imagegen) }},
 		{"postboot", func() string { return benchPostboot(*work) }},
 		{"demo", func() string { return benchDemo(*work, imagegen) }},
+		{"nixbuild", func() string { return benchNixBuild(*work, store, paths) }},
 	}
 	for _, sec := range sections {
 		if *only != "" && *only != sec.name {
