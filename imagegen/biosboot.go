@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // BIOSFiles are the directories the BIOS boot path's files come from. The
@@ -48,10 +47,7 @@ func (b *BootSpec) checkBootFiles() error {
 // hostDir finds a directory the spec names on the host, as hostFile does
 // for files: under the store root when it is in the store.
 func (b *ISO) hostDir(field, p, pkg string) (string, error) {
-	h := p
-	if strings.HasPrefix(p, b.Store.Store()+"/") {
-		h = b.Store.HostPath(p)
-	}
+	h := b.onHost(p)
 	fi, err := os.Stat(h)
 	switch {
 	case err != nil:

@@ -305,13 +305,19 @@ func (b *ISO) checkDevice(out string) (bool, error) {
 	return true, nil
 }
 
+// onHost is where a path the spec names is on the host: a store path (or
+// a path in one) under the store root, anything else as given.
+func (b *ISO) onHost(p string) string {
+	if strings.HasPrefix(p, b.Store.Store()+"/") {
+		return b.Store.HostPath(p)
+	}
+	return p
+}
+
 // hostFile finds a spec's input on the host: a store path (or a path in
 // one) is read under the store root, anything else as given.
 func (b *ISO) hostFile(field, p string) (string, error) {
-	h := p
-	if strings.HasPrefix(p, b.Store.Store()+"/") {
-		h = b.Store.HostPath(p)
-	}
+	h := b.onHost(p)
 	fi, err := os.Stat(h)
 	switch {
 	case err != nil:
@@ -329,10 +335,7 @@ func (b *ISO) hostFile(field, p string) (string, error) {
 func (b *ISO) contentInputs(i int, c Content) ([]input, error) {
 	field := fmt.Sprintf("contents[%d].source", i)
 	target := fmt.Sprintf("contents[%d].target", i)
-	h := c.Source
-	if strings.HasPrefix(h, b.Store.Store()+"/") {
-		h = b.Store.HostPath(h)
-	}
+	h := b.onHost(c.Source)
 	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
 		h, err := b.hostFile(field, c.Source)
 		return []input{{target: c.Target, host: h, field: target}}, err
