@@ -31,6 +31,9 @@ type Cmdline struct {
 	Debug1Where  string            // "", "devices" or "mounts": which of them (the last)
 	Timeout      time.Duration     // live.timeout=<seconds>, default DefaultTimeout
 	LiveInit     string            // live.init= : fallback init for stage 2
+	Persistence  bool              // persistence, persistence=DEVICE: / and the store layer kept on a disk
+	PersistDev   Root              // persistence=LABEL=x | UUID=x | /dev/...; default LABEL=PersistLabel
+	PersistReset bool              // persistence.reset: a fresh store layer, the old one set aside
 	Consoles     []string          // every console= value in order
 	Params       map[string]string // every key=value / flag (flag → ""), last wins
 	InitArgs     []string          // the tokens after "--", unquoted as the kernel passes them to init
@@ -57,7 +60,7 @@ func (r Root) String() string {
 // Params. Flags are set by the bare key or key=1/y/yes/on/true, cleared by
 // key=0/n/no/off/false; the last of a repeated parameter wins. It refuses,
 // naming the parameter, only values that would make the boot hang or fail
-// obscurely (a root= of unknown form, a bad live.timeout=, a relative
+// obscurely (a root= or persistence= of unknown form, a bad live.timeout=, a relative
 // init=, live.init= or findiso=, a findiso= with a ".."), and even then returns what it parsed, so
 // that a caller can still honour boot.shell_on_fail.
 func ParseCmdline(s string) (*Cmdline, error) {
@@ -138,9 +141,34 @@ func ParseCmdline(s string) (*Cmdline, error) {
 			c.Timeout = d
 		case "console":
 			c.Consoles = append(c.Consoles, v)
+		case "persistence":
+			if !c.setPersistence(v) {
+				bad(k, v, "want LABEL=<label>, UUID=<uuid>, /dev/<device>, or 0/1 to turn it off/on")
+			}
+		case "persistence.reset":
+			c.PersistReset = flag(t)
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// setPersistence reads persistence= (v is "" for the bare flag): a
+// device as root= takes one, or a flag value. An unknown value turns
+// persistence off and returns false.
+func (c *Cmdline) setPersistence(v string) bool {
+	c.Persistence, c.PersistDev = false, Root{}
+	if r, ok := parseRoot(v); ok {
+		c.Persistence, c.PersistDev = true, r
+		return true
+	}
+	switch strings.ToLower(v) {
+	case "", "1", "y", "yes", "on", "true":
+		c.Persistence, c.PersistDev = true, Root{Label: PersistLabel}
+	case "0", "n", "no", "off", "false":
+	default:
+		return false
+	}
+	return true
 }
 
 // bootParams are the boot.* parameters the stages know: those stage 1

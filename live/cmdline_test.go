@@ -163,6 +163,7 @@ func FuzzParseCmdline(f *testing.F) {
 		`a="x y" "b=z w" c=" q "d" e"f g"h -- init "arg s"`,
 		"root=/dev/disk/by-label/a\\x20b live.timeout=2.5 copytoram=0 \xa0x",
 		`"`, `=`, `""=""`, `a="`, `" 0`,
+		"persistence=LABEL=nixlive-rw persistence.reset persistence=0 persistence=/dev/sdb1",
 	} {
 		f.Add(s)
 	}
@@ -174,6 +175,8 @@ func FuzzParseCmdline(f *testing.F) {
 			require.True(t, strings.HasPrefix(c.Init, "/"))
 			require.GreaterOrEqual(t, c.Timeout, time.Duration(0))
 		}
+		// Persistence names a device exactly when it is on.
+		require.Equal(t, c.Persistence, c.PersistDev != Root{}, "%q", s)
 		toks := tokens(s)
 		// Without quotes, tokens are the whitespace-separated fields.
 		if !strings.Contains(s, `"`) {
