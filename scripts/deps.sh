@@ -19,6 +19,7 @@ packages=(
   qemu-system-x86 seabios ipxe-qemu
   zstd xz-utils lz4 bzip2 cpio file
   e2fsprogs
+  fdisk gdisk      # sfdisk (util-linux) and gdisk: independent readers of the MBR and GPT imagegen persist writes
   sqlite3          # the C SQLite shell: an independent reader of the Nix databases we write
   kmod
 )

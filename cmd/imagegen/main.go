@@ -31,6 +31,7 @@ commands:
   store   write the squashfs image of a store closure (NixOS's nix-store.squashfs)
   build   write a bootable live ISO from a spec (JSON, NixOS isoImage.* names)
   write   copy an ISO onto a USB stick (a block device) or into a file, and check it
+  persist add the nixlive-rw partition after the ISO on a USB stick or disk image file
   inspect print an ISO's label, boot entries, partition tables and files
   initrd  write the live CD's initrd: stage1 as /init and the kernel modules it needs
   demo    build the demo live system (store, initrd, ISO) from this source tree
@@ -109,6 +110,8 @@ func command(ctx context.Context, args []string, stdout, stderr *os.File) error 
 		return writeCmd(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		return inspectCmd(args[1:], stdout, stderr)
+	case "persist":
+		return persistCmd(ctx, args[1:], stdout, stderr)
 	case "initrd":
 		return initrdCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
