@@ -187,7 +187,8 @@ func TestPersistRefused(t *testing.T) {
 
 // TestPersistDevice adds the partition on loop devices (partition scanning
 // on): one with room after the ISO gets it over all the free space, and
-// the kernel shows it as p3 once done; a mounted one and one with too
+// the kernel shows it as p3 once done; one written by imagegen write gets
+// --size; a mounted one and one with too
 // little room for --size are refused, unchanged.
 func TestPersistDevice(t *testing.T) {
 	t.Parallel()
@@ -212,6 +213,15 @@ func TestPersistDevice(t *testing.T) {
 			assert.Equal(t, "nixlive-rw\n", string(out))
 		}
 		checkPersisted(t, dev, iso, fs, int64(len(want)), 99<<20)
+	})
+	t.Run("after-imagegen-write", func(t *testing.T) {
+		dev := loopDevice(t, 128<<20, 0xAA)
+		if res := runCLI(t, cliOpts{}, "write", iso, dev); res.code != 0 {
+			t.Fatalf("imagegen write: exit %d: %s", res.code, res.stderr)
+		}
+		res := runCLI(t, cliOpts{}, "persist", dev, "--size", "64M")
+		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
+		checkPersisted(t, dev, iso, partitionFile(t, dev, int64(len(want)), 64<<20), int64(len(want)), 64<<20)
 	})
 	refused := func(t *testing.T, dev string, args []string, want ...string) {
 		t.Helper()

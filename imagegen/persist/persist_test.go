@@ -214,3 +214,46 @@ func TestMkfsFails(t *testing.T) {
 	got, _ := os.ReadFile(iso)
 	assert.True(t, bytes.Equal(orig, got), "the file changed")
 }
+
+// TestPlaceDevice: on a device the partition takes all the free space in
+// whole MiB (before the backup GPT, and within the MBR's 2 TiB), or
+// --size when it fits; too little space says the sizes.
+func TestPlaceDevice(t *testing.T) {
+	iso := hybridISO(t, true)
+	f, err := os.Open(iso)
+	require.NoError(t, err)
+	defer f.Close()
+	tb, err := ReadTables(f, iso)
+	require.NoError(t, err)
+	isoSecs := tb.ISOBytes / 512
+	require.Equal(t, isoSecs, tb.FreeStart(), "our ISO ends on a MiB boundary")
+	for _, tc := range []struct {
+		name       string
+		free, size int64
+		want       int64 // sectors; 0: refused
+		err        string
+	}{
+		{"all", 100 << 20, 0, 99 << 11, ""},
+		{"sized", 100 << 20, 64 << 20, 64 << 11, ""},
+		{"rounded-up", 100 << 20, 64<<20 + 1, 65 << 11, ""},
+		{"rounded-up-too-big", 100 << 20, 100<<20 - 33*512, 0, "104840704 bytes (100.0 MiB) free, the partition asked for is 104857600 bytes (100.0 MiB)"},
+		{"too-small", 8 << 20, 0, 0, "8371712 bytes (8.0 MiB) free, a nixlive-rw partition needs at least"},
+		{"mbr-limit", 3 << 40, 0, (mbrMaxSecs + 1 - isoSecs) / alignSecs * alignSecs, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &medium{name: "/dev/sdz", device: true, size: tb.ISOBytes + tc.free}
+			start, n, disk, err := m.place(tb, tc.size)
+			if tc.err != "" {
+				var se *SpaceError
+				require.ErrorAs(t, err, &se)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, isoSecs, start)
+			assert.Equal(t, tc.want, n)
+			assert.Equal(t, m.size/512, disk)
+			assert.LessOrEqual(t, start+n, min(disk-gptTail-1, mbrMaxSecs)+1)
+		})
+	}
+}
