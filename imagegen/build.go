@@ -55,6 +55,8 @@ type ISOResult struct {
 	// SecureBootWarning says, in one line, why the ISO will not boot with
 	// Secure Boot on as it is; "" when it will.
 	SecureBootWarning string
+
+	Identity live.ImageIdentity // what the ISO's live.ImageIDFile says
 }
 
 // input is a file to put on the ISO, resolved on the host.
@@ -78,6 +80,7 @@ type isoPlan struct {
 	img            *StoreImage
 	clo            *closure.Closure // nil with a prebuilt Squashfs
 	reg            []byte
+	storeImage     io.ReaderAt // the store image as streamed, for addIdentity
 }
 
 // Build writes the ISO. Every input is checked before the output is
@@ -233,6 +236,9 @@ func (b *ISO) write(ctx context.Context, isoPath string, p *isoPlan, inputs []in
 	} else if err := b.streamStoreImage(ctx, w, p, res); err != nil {
 		return nil, err
 	}
+	if err := b.addIdentity(ctx, w, p, res); err != nil {
+		return nil, err
+	}
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
@@ -269,6 +275,7 @@ func (b *ISO) streamStoreImage(ctx context.Context, w *iso9660.Writer, p *isoPla
 		return err
 	}
 	res.StorePaths, res.Squashfs, res.Content = len(p.clo.Paths), st.Size(), sw.Stats()
+	p.storeImage = st
 	return nil
 }
 
@@ -453,6 +460,7 @@ func checkTargets(in []input) error {
 	const layout = "the bootloader or the live system layout"
 	files := map[string]string{live.StoreImage: layout, "system": layout, "init": layout, isoCatalog: layout} // path -> who put it there
 	dirs := map[string]string{"nix": "nix/store"}                                                             // path -> a path under it
+	files[live.ImageIDFile] = layout
 	var ordered []input
 	for _, contents := range []bool{false, true} {
 		for _, i := range in {

@@ -429,7 +429,7 @@ func (in *isoInputs) expectedTree(t *testing.T, isolinuxLBA int64) map[string]is
 	file("EFI/BOOT/BOOTX64.EFI", readFile(t, imagegen.DefaultEFIFiles.Shim), false)
 	file("EFI/BOOT/grubx64.efi", readFile(t, imagegen.DefaultEFIFiles.Grub), false)
 	file("EFI/BOOT/mmx64.efi", readFile(t, imagegen.DefaultEFIFiles.MokManager), false)
-	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/grub.cfg", "boot/grub/grub.cfg", "boot/efi.img", "nix-store.squashfs", ".boot.cat", "EFI/nixlive-*"} {
+	for _, made := range []string{"isolinux/isolinux.cfg", "EFI/BOOT/grub.cfg", "boot/grub/grub.cfg", "boot/efi.img", "nix-store.squashfs", live.ImageIDFile, ".boot.cat", "EFI/nixlive-*"} {
 		file(made, nil, false)
 	}
 	want["nix/store"] = isoExpected{mode: fs.ModeDir | 0o555}
