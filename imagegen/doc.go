@@ -15,8 +15,9 @@
 // Supported: BIOS (isolinux) and UEFI (GRUB) boot from a CD and, with
 // isohybrid's MBR and a GPT, from a USB stick; x86_64 only; closures read
 // from a store root (Nix's --store DIR) or Nix's closureInfo. Not supported:
-// other architectures, Secure Boot, memtest or extra menu entries, a
-// persistent overlay. The bootloaders come from Debian's isolinux,
+// other architectures, Secure Boot, memtest or extra menu entries. A
+// persistence partition after the ISO is imagegen/persist's (imagegen
+// build --persistence, imagegen write keeps it). The bootloaders come from Debian's isolinux,
 // syslinux-common and grub-efi-amd64-bin packages (IsolinuxDir,
 // SyslinuxBIOS, GrubEFIModDir). The initrd is imagegen/initrd's, the
 // formats are written by imagegen/squashfs, imagegen/iso9660 and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/nixlive/nixlive/imagegen/persist"
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/blockdev"
@@ -22,6 +23,12 @@ import (
 // to one that would be left half-written; then it is synced and its
 // partition table re-read. A file is written to a temporary file renamed
 // into place. Either is read back and compared unless NoVerify.
+//
+// A device or file whose ISO has a nixlive-rw partition after it
+// ("imagegen persist") keeps it: the new ISO is refused when it would
+// reach into it; otherwise it is written in place before the partition
+// (its first sectors, the MBR and GPT, last), and the partition is
+// entered again in its tables where it was, its file system untouched.
 type ImageWrite struct {
 	Source, Dest string
 	NoVerify     bool
@@ -38,6 +45,8 @@ type WriteResult struct {
 	// Partitions says how re-reading a device's partition table went
 	// ("" for a file).
 	Partitions string
+	// Kept is the nixlive-rw partition kept after the ISO, nil if none.
+	Kept *persist.Partition
 }
 
 // copyChunk is the unit of copying and comparing.
@@ -70,6 +79,11 @@ func (iw *ImageWrite) Write(ctx context.Context) (*WriteResult, error) {
 	case err == nil && dfi.Mode()&fs.ModeDevice != 0 && dfi.Mode()&fs.ModeCharDevice == 0:
 		res.Device = true
 		err = iw.toDevice(ctx, src, target, res)
+	case err == nil && dfi.Mode().IsRegular():
+		var done bool
+		if done, err = iw.toPersistedFile(ctx, src, target, res); err == nil && !done {
+			err = iw.toFile(ctx, src, res)
+		}
 	default:
 		err = iw.toFile(ctx, src, res)
 	}
@@ -97,15 +111,9 @@ func (iw *ImageWrite) toDevice(ctx context.Context, src *os.File, target string,
 	if err := blockdev.CheckSize(iw.Dest, size, res.Bytes); err != nil {
 		return err
 	}
-	n, err := copyImage(ctx, dev, src, res.Bytes, iw.meter("write "+iw.Dest, res.Bytes))
+	want, err := iw.inPlace(ctx, dev, src, size, res)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: interrupted after %d of %d bytes: the device holds a partial image", iw.Dest, n, res.Bytes)
-		}
-		return fmt.Errorf("write %s: %w after %d of %d bytes (the device holds a partial image)", iw.Dest, unwrapPath(err), n, res.Bytes)
-	}
-	if err := dev.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", iw.Dest, unwrapPath(err))
+		return err
 	}
 	switch err := blockdev.RereadPartitions(dev); {
 	case err == nil:
@@ -120,11 +128,100 @@ func (iw *ImageWrite) toDevice(ctx context.Context, src *os.File, target string,
 		return nil
 	}
 	blockdev.DropCache(dev)
-	if err := verify(ctx, dev, src, res.Bytes, iw.Dest, iw.meter("verify "+iw.Dest, res.Bytes)); err != nil {
+	if err := verify(ctx, dev, want, res.Bytes, iw.Dest, iw.meter("verify "+iw.Dest, res.Bytes)); err != nil {
 		return err
 	}
 	res.Verified = true
 	return nil
+}
+
+// inPlace writes src over the start of dst (a device, or a file holding a
+// persisted ISO) of size bytes and syncs it, keeping a nixlive-rw
+// partition found there. It returns what dst should now start with.
+func (iw *ImageWrite) inPlace(ctx context.Context, dst *os.File, src *os.File, size int64, res *WriteResult) (io.ReaderAt, error) {
+	kept, err := persist.FindKept(dst, iw.Dest, size)
+	if err != nil {
+		return nil, err
+	}
+	from := int64(0)
+	if kept != nil {
+		if err := kept.Fits(res.Bytes); err != nil {
+			return nil, err
+		}
+		from = min(persist.HeadBytes, res.Bytes)
+	}
+	n, err := copyImage(ctx, dst, src, from, res.Bytes, iw.meter("write "+iw.Dest, res.Bytes))
+	if err != nil {
+		what := "a partial image"
+		if kept != nil {
+			what = "a partial image before its " + persist.Label + " partition, still in its old tables"
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: interrupted after %d of %d bytes: it holds %s", iw.Dest, n, res.Bytes, what)
+		}
+		return nil, fmt.Errorf("write %s: %w after %d of %d bytes (it holds %s)", iw.Dest, unwrapPath(err), n, res.Bytes, what)
+	}
+	if err := dst.Sync(); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", iw.Dest, unwrapPath(err))
+	}
+	if kept == nil {
+		return src, nil
+	}
+	// From here on, ctx is not looked at: the tables are written whole.
+	p, writes, err := kept.Reenter(dst, src)
+	if err != nil {
+		return nil, err
+	}
+	res.Kept = &p
+	return overlay{src, writes}, nil
+}
+
+// toPersistedFile writes src in place into the file target when it holds
+// an ISO with a nixlive-rw partition, and says whether it did.
+func (iw *ImageWrite) toPersistedFile(ctx context.Context, src *os.File, target string, res *WriteResult) (bool, error) {
+	f, err := os.OpenFile(target, os.O_RDWR, 0)
+	if err != nil {
+		return false, nil // toFile says why
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if kept, err := persist.FindKept(f, iw.Dest, fi.Size()); err != nil || kept == nil {
+		return false, err
+	}
+	want, err := iw.inPlace(ctx, f, src, fi.Size(), res)
+	if err != nil {
+		return true, err
+	}
+	if iw.NoVerify {
+		res.Unchecked = "--no-verify"
+		return true, nil
+	}
+	blockdev.DropCache(f)
+	if err := verify(ctx, f, want, res.Bytes, iw.Dest, iw.meter("verify "+iw.Dest, res.Bytes)); err != nil {
+		return true, err
+	}
+	res.Verified = true
+	return true, nil
+}
+
+// overlay reads src with writes laid over it.
+type overlay struct {
+	src    io.ReaderAt
+	writes []persist.Write
+}
+
+func (o overlay) ReadAt(b []byte, off int64) (int, error) {
+	n, err := o.src.ReadAt(b, off)
+	for _, w := range o.writes {
+		lo, hi := max(off, w.Off), min(off+int64(n), w.Off+int64(len(w.Data)))
+		if lo < hi {
+			copy(b[lo-off:hi-off], w.Data[lo-w.Off:hi-w.Off])
+		}
+	}
+	return n, err
 }
 
 // toFile copies src to a file (or a character device) at Dest, atomically.
@@ -134,7 +231,7 @@ func (iw *ImageWrite) toFile(ctx context.Context, src *os.File, res *WriteResult
 		return err
 	}
 	defer f.Abort()
-	if _, err := copyImage(ctx, f, src, res.Bytes, iw.meter("write "+iw.Dest, res.Bytes)); err != nil {
+	if _, err := copyImage(ctx, f, src, 0, res.Bytes, iw.meter("write "+iw.Dest, res.Bytes)); err != nil {
 		return err
 	}
 	switch {
@@ -160,12 +257,12 @@ func (iw *ImageWrite) meter(label string, total int64) *progress.Meter {
 	return progress.New(iw.Progress, label, total)
 }
 
-// copyImage copies n bytes of src to the start of dst, checking ctx
-// between chunks, and returns how many it wrote.
-func copyImage(ctx context.Context, dst io.WriterAt, src io.ReaderAt, n int64, m *progress.Meter) (int64, error) {
+// copyImage copies bytes from to n of src to the same place in dst,
+// checking ctx between chunks, and returns where it got to.
+func copyImage(ctx context.Context, dst io.WriterAt, src io.ReaderAt, from, n int64, m *progress.Meter) (int64, error) {
 	defer m.Done()
 	buf := make([]byte, copyChunk)
-	var off int64
+	off := from
 	for off < n {
 		if err := ctx.Err(); err != nil {
 			return off, err

@@ -24,6 +24,7 @@ func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 	specFile := fs.String("spec", "", "the spec `file` (JSON), instead of the SPEC argument")
 	nixOutput := fs.Bool("nix-output", false, "-o is a Nix output directory (default $out), laid out as make-iso9660-image.nix's: iso/<isoName>, nix-support/system, nix-support/hydra-build-products")
 	system := fs.String("system", "x86_64-linux", "with --nix-output: the `system` written to nix-support/system")
+	persistence := fs.String("persistence", "", "then add a nixlive-rw partition of this `size` (512M, 1G) after the ISO, as imagegen persist: -o FILE becomes a disk image, -o DEVICE gets it on the stick")
 	strictSB := fs.Bool("strict-secure-boot", false, "refuse to build an ISO that firmware with Secure Boot on would refuse (an unsigned loader, or a kernel shim does not trust)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: imagegen build SPEC.json|--spec SPEC.json -o OUT.iso|DIR|/dev/sdX [flags]\n"+
@@ -48,6 +49,10 @@ func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 		return errUsage
 	}
 	spec, err := imagegen.ReadSpec(pos[0])
+	if err != nil {
+		return err
+	}
+	persistSize, err := checkPersistence(*persistence, spec, *out, *nixOutput)
 	if err != nil {
 		return err
 	}
@@ -76,6 +81,9 @@ func buildCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 	if res.Written != nil {
 		fmt.Fprintln(stdout, describeWrite(res.Written, res.Path))
+	}
+	if persistSize != 0 {
+		return buildPersist(ctx, res, persistSize, stdout)
 	}
 	return nil
 }

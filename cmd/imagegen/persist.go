@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nixlive/nixlive/imagegen"
 	"github.com/nixlive/nixlive/imagegen/persist"
 	"github.com/nixlive/nixlive/internal/bytesize"
 )
@@ -59,4 +60,47 @@ func describePersist(r *persist.Result, name string) string {
 		s += "; " + r.Partitions
 	}
 	return s
+}
+
+// checkPersistence checks "imagegen build --persistence SIZE" before the
+// build: the partition goes after a plain ISO in a file or on a device.
+func checkPersistence(size string, spec *imagegen.Spec, out string, nixOutput bool) (int64, error) {
+	if size == "" {
+		return 0, nil
+	}
+	n, err := persist.ParseSize(size)
+	if err != nil {
+		return 0, fmt.Errorf("--persistence: %w", err)
+	}
+	if n < persist.MinSize {
+		return 0, fmt.Errorf("--persistence %s is too small: a %s partition needs at least %d bytes (16 MiB)", size, persist.Label, persist.MinSize)
+	}
+	if spec.CompressImage != "" {
+		return 0, fmt.Errorf("--persistence with compressImage %q: the partition goes after a plain ISO, not a compressed one", spec.CompressImage)
+	}
+	if fi, err := os.Stat(out); nixOutput || (err == nil && fi.IsDir()) {
+		return 0, fmt.Errorf("--persistence with -o %s, a directory: give a disk image file or a device", out)
+	}
+	return n, nil
+}
+
+// buildPersist adds the nixlive-rw partition after the ISO just built
+// into a file or written onto a device; a device that kept its partition
+// (see imagegen write) keeps it as it is.
+func buildPersist(ctx context.Context, res *imagegen.ISOResult, size int64, stdout *os.File) error {
+	target := res.Path
+	if w := res.Written; w != nil {
+		target = w.Target
+		if k := w.Kept; k != nil {
+			fmt.Fprintf(stdout, "%s: its %s partition %d (%s) is kept as it was: --persistence %s not applied\n",
+				target, persist.Label, k.Number, bytesize.Format(k.Bytes()), bytesize.Format(size))
+			return nil
+		}
+	}
+	r, err := persist.Add(ctx, persist.Options{Target: target, Size: size})
+	if err != nil {
+		return fmt.Errorf("--persistence: %w (the ISO is on %s, without the partition)", err, target)
+	}
+	fmt.Fprintln(stdout, describePersist(r, target))
+	return nil
 }

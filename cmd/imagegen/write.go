@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nixlive/nixlive/imagegen"
+	"github.com/nixlive/nixlive/imagegen/persist"
 )
 
 // writeCmd runs "imagegen write": an ISO onto a USB stick, or into a file.
@@ -18,7 +19,11 @@ func writeCmd(ctx context.Context, args []string, stdout, stderr *os.File) error
 		fmt.Fprintf(fs.Output(), "usage: imagegen write ISO DEVICE|FILE [flags]\n\n"+
 			"Copies ISO onto a block device (a USB stick: refused when mounted or too\n"+
 			"small, synced, its partition table re-read) or into a file (atomically),\n"+
-			"then reads it back and compares. A symlink is written through.\n\nflags:\n")
+			"then reads it back and compares. A symlink is written through.\n\n"+
+			"A stick or disk image file with a %s partition after its ISO\n"+
+			"(imagegen persist) keeps it: the new ISO is written in place before it\n"+
+			"(refused if it would not fit) and the partition entered again in its\n"+
+			"tables, its file system untouched.\n\nflags:\n", persist.Label)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args)
@@ -46,6 +51,9 @@ func describeWrite(r *imagegen.WriteResult, src string) string {
 		s += ", read back and verified"
 	} else {
 		s += ", not verified (" + r.Unchecked + ")"
+	}
+	if k := r.Kept; k != nil {
+		s += fmt.Sprintf("; %s partition %d kept (%d bytes at byte %d, not formatted)", persist.Label, k.Number, k.Bytes(), k.Offset())
 	}
 	if r.Partitions != "" {
 		s += "; " + r.Partitions
