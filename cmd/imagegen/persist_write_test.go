@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -159,4 +161,41 @@ func checkKept(t *testing.T, medium, iso string, off int64) {
 	assert.True(t, bytes.Equal(want[34*512:tail], got[34*512:tail]), "the medium does not hold the new ISO")
 	assert.Equal(t, want[:446], got[:446], "the MBR's boot code")
 	assert.Contains(t, e2fsckClean(t, medium, off), "nixlive-rw: 12/")
+}
+
+// TestWriteKeepsPersistenceSignal interrupts imagegen write (SIGINT) onto
+// a disk image with a nixlive-rw partition, at a range of moments,
+// writing the old and a new ISO in turn: whether it stopped or finished,
+// the tables hold the partition where it was, and its file system is
+// clean with its file.
+func TestWriteKeepsPersistenceSignal(t *testing.T) {
+	t.Parallel()
+	in, iso, old := builtISO(t)
+	haveISOTools(t, append(persistTools, "debugfs")...)
+	newISO := biggerISO(t, in, "NIXLIVE_NEW", 0)
+	off := int64(len(old))
+	img, _ := persistedFile(t, iso, "--size", "64M")
+	secret := []byte("kept across interrupted upgrades\n")
+	debugfsWrite(t, img, off, "secret.txt", secret)
+	outcomes := map[int]int{}
+	for i, delay := range []time.Duration{0, 2, 5, 10, 15, 20, 30, 40, 60, 80, 120, 200} {
+		src := []string{newISO, iso}[i%2]
+		r := startCLI(t, t.TempDir(), "write", src, img)
+		time.Sleep(delay * time.Millisecond)
+		r.cmd.Process.Signal(syscall.SIGINT)
+		<-r.done
+		code := r.cmd.ProcessState.ExitCode()
+		outcomes[code]++
+		assert.Contains(t, []int{0, 130, -1}, code, "run %d: %s", i, r.stderr.String())
+		parts := sfdiskParts(t, img)
+		if assert.Len(t, parts, 3, "run %d (SIGINT after %v): %s", i, delay, r.stderr.String()) {
+			assert.Equal(t, sfdiskPart{Start: off / 512, Size: 64 << 11, Type: "83"}, parts[2], "run %d", i)
+		}
+		e2fsckClean(t, img, off)
+		assert.Equal(t, secret, debugfsCat(t, img, off, "secret.txt"), "run %d", i)
+		if code == 0 {
+			checkKept(t, img, src, off)
+		}
+	}
+	t.Logf("exit codes: %v", outcomes)
 }
