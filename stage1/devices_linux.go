@@ -68,7 +68,11 @@ func probeDevice(name string) Device {
 
 // matches says whether d is the medium the command line asks for.
 func (b *Boot) matches(d Device) bool {
-	r := b.Cmd.Root
+	return matchRoot(b.Cmd.Root, d)
+}
+
+// matchRoot says whether d is the device r names (root=, persistence=).
+func matchRoot(r live.Root, d Device) bool {
 	switch {
 	case r.Label != "":
 		return d.FS.Label == r.Label

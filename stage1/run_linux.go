@@ -33,6 +33,7 @@ type Boot struct {
 	kmod   *kmod.DB        // the initrd's modules, if any
 	flush  func()          // waits until the console has everything
 	loaded map[string]bool // module files already tried
+	keep   []func()        // what holds devices open until stage 2 (persistence's loop)
 }
 
 // Main is stage 1's main: it never returns.
@@ -118,10 +119,42 @@ func (b *Boot) mountAll() error {
 		return err
 	}
 	plan := Plan(b.device, fsType, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2))
+	persist := false
+	if b.Cmd.Persistence {
+		d, err := b.persistence(plan, fsType)
+		if err != nil {
+			return err
+		}
+		// The medium may be on a loop device now (persist_linux.go).
+		plan, persist = Plan(b.device, fsType, b.Cmd.CopyToRAM, kernelAtLeast(b.Release, 6, 2)), d.Mount != nil
+		if persist {
+			plan = d.Plan
+			for i, m := range plan {
+				if m.Target == live.ISODir {
+					plan[i].Source = b.device
+				}
+			}
+		}
+	} else if b.Cmd.PersistReset {
+		b.persistence(plan, fsType) // says that it is ignored
+	}
 	for _, m := range plan {
 		target := path.Join(live.NewRoot, m.Target)
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return fmt.Errorf("stage1: mkdir %s: %w", target, err)
+		}
+		if m.FSType == BindMount || m.FSType == MoveMount {
+			src, flags := m.Source, uintptr(unix.MS_BIND)
+			if m.FSType == MoveMount {
+				flags = unix.MS_MOVE
+			} else if m.Target != "/" { // the bind of / is from the initramfs
+				src = path.Join(live.NewRoot, src)
+			}
+			if err := unix.Mount(src, target, "", flags, ""); err != nil {
+				return fmt.Errorf("stage1: mount (%s) %s on %s: %w", m.FSType, src, target, err)
+			}
+			b.mark("mount "+m.Target, fmt.Sprintf("%s %s", m.FSType, m.Source))
+			continue
 		}
 		src := m.Source
 		if m.Target == live.ROStore {
@@ -144,7 +177,11 @@ func (b *Boot) mountAll() error {
 			return err
 		}
 		if m.Target == live.RWStore {
-			for _, d := range []string{"store", "work"} {
+			dirs := []string{"store", "work"}
+			if persist { // the Nix database is bound from the store layer
+				dirs = append(dirs, live.RWDB)
+			}
+			for _, d := range dirs {
 				// 0700, as stage-1-init.sh makes the overlay's directories.
 				if err := os.Mkdir(path.Join(target, d), 0o700); err != nil {
 					return fmt.Errorf("stage1: mkdir %s/%s: %w", target, d, err)

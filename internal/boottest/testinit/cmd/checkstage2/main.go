@@ -7,8 +7,8 @@
 // store reads and writes, and replays stage-2-init.sh's store step. It
 // prints one line per check and a verdict on the console, and powers off.
 // It reads check.file=<path> and check.sha256=<hex> (a store file and its
-// digest) and check.copytoram (the medium is copied to RAM) from the
-// command line.
+// digest), check.copytoram (the medium is copied to RAM) and
+// check.persist=write|read (persistence: persist.go) from the command line.
 package main
 
 import (
@@ -99,6 +99,10 @@ func main() {
 	c.fstab(copyToRAM, mediumFS)
 	c.layout(copyToRAM, mediumFS, params)
 	c.nixosStore(params)
+	persist := params["check.persist"]
+	if persist != "" {
+		c.persistence(persist)
+	}
 	c.timeline()
 	secureBootLog()
 	if c.failed {
@@ -107,6 +111,9 @@ func main() {
 		fmt.Println("NIXLIVE-STAGE2-RESULT PASS")
 	}
 	unix.Sync()
+	if persist != "" {
+		freezePersistence()
+	}
 	time.Sleep(50 * time.Millisecond)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	select {}
