@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nixlive/nixlive/imagegen/iso9660"
+	"github.com/nixlive/nixlive/imagegen/persist"
 	"github.com/nixlive/nixlive/imagegen/progress"
 	"github.com/nixlive/nixlive/imagegen/squashfs"
 	"github.com/nixlive/nixlive/internal/atomicfile"
@@ -154,6 +155,11 @@ func (b *ISO) plan() (*isoPlan, error) {
 	}
 	if p.device, err = b.checkDevice(p.out); err != nil {
 		return nil, err
+	}
+	if !p.device {
+		if err := keepsPersistence(p.out); err != nil {
+			return nil, err
+		}
 	}
 	if p.kernel, err = b.hostFile("kernel", s.Kernel); err != nil {
 		return nil, err
@@ -310,6 +316,26 @@ func (b *ISO) checkDevice(out string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// keepsPersistence refuses to replace a disk image file that holds a
+// nixlive-rw partition: the user's persistent data would go with it.
+// imagegen write upgrades such a file in place and keeps the partition.
+func keepsPersistence(out string) error {
+	if fi, err := os.Stat(out); err != nil || !fi.Mode().IsRegular() {
+		return nil // nothing there to lose (or the output step says why)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var has *persist.HasPartitionError
+	if _, err := persist.ReadTables(f, out); errors.As(err, &has) {
+		return fmt.Errorf("%s holds a %s partition (persistent data, partition %d): imagegen build would replace the whole file; upgrade it with \"imagegen write NEW.iso %s\", which keeps the partition, or remove the file first",
+			out, persist.Label, has.Number, out)
+	}
+	return nil
 }
 
 // onHost is where a path the spec names is on the host: a store path (or
