@@ -53,7 +53,10 @@ func chs(lba int64) []byte {
 	return []byte{byte(h), byte(s) | byte(c>>8)<<6, byte(c)}
 }
 
-func mbrEntry(status, typ byte, start, count int64) []byte {
+// MBREntry is a 16-byte MBR partition entry (status, CHS and LBA start
+// and count in 512-byte sectors, with isohybrid's geometry), for the ISO's
+// own table and for partitions added after it (imagegen/persist).
+func MBREntry(status, typ byte, start, count int64) []byte {
 	b := []byte{status}
 	b = append(b, chs(start)...)
 	b = append(b, typ)
@@ -99,9 +102,9 @@ func (w *Writer) writeMBR(bios, efi *node, digest []byte, secs int64) error {
 		binary.LittleEndian.PutUint64(mbr[432:], uint64(bios.lba)*4)
 	}
 	copy(mbr[440:444], digestOf(append(digest, "mbr"...))[:4])
-	copy(mbr[446:], mbrEntry(0x80, 0x00, 0, secs))
+	copy(mbr[446:], MBREntry(0x80, 0x00, 0, secs))
 	if efi != nil {
-		copy(mbr[462:], mbrEntry(0x00, 0xEF, int64(efi.lba)*4, (efi.size+511)/512))
+		copy(mbr[462:], MBREntry(0x00, 0xEF, int64(efi.lba)*4, (efi.size+511)/512))
 	}
 	mbr[510], mbr[511] = 0x55, 0xAA
 	if _, err := w.f.WriteAt(mbr, 0); err != nil {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/nixlive/nixlive/imagegen/iso9660"
 )
 
 // The isohybrid layout imagegen/iso9660 writes (hybrid.go): an MBR whose
@@ -293,7 +295,7 @@ func (t *Tables) Add(start, n, diskSecs int64) (Partition, []Write) {
 		return h
 	}
 	mbr := append([]byte{}, t.mbr...)
-	copy(mbr[446+16*idx:], mbrEntry(0x00, 0x83, start, n))
+	copy(mbr[446+16*idx:], iso9660.MBREntry(0x00, 0x83, start, n))
 
 	backup := append(append([]byte{}, entries...), header(diskSecs-1, 1, diskSecs-gptTail)...)
 	primary := append(append(mbr, header(1, diskSecs-1, 2)...), entries...)
@@ -303,25 +305,4 @@ func (t *Tables) Add(start, n, diskSecs int64) (Partition, []Write) {
 	}
 	p := Partition{Number: idx + 1, Start: start, Sectors: n, GUID: guidString(e[16:32])}
 	return p, writes
-}
-
-// chs encodes a sector number for an MBR entry with isohybrid's geometry
-// (64 heads, 32 sectors a track), as imagegen/iso9660 does.
-func chs(lba int64) []byte {
-	c := lba / (64 * 32)
-	if c > 1023 {
-		return []byte{0xFE, 0xFF, 0xFF}
-	}
-	h := (lba / 32) % 64
-	s := lba%32 + 1
-	return []byte{byte(h), byte(s) | byte(c>>8)<<6, byte(c)}
-}
-
-func mbrEntry(status, typ byte, start, count int64) []byte {
-	b := []byte{status}
-	b = append(b, chs(start)...)
-	b = append(b, typ)
-	b = append(b, chs(start+count-1)...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(start))
-	return binary.LittleEndian.AppendUint32(b, uint32(count))
 }
