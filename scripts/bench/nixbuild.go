@@ -18,6 +18,7 @@ import (
 
 	"github.com/nixlive/nixlive/internal/copyfile"
 	"github.com/nixlive/nixlive/internal/gobuild"
+	"github.com/nixlive/nixlive/internal/nix/chrootnix"
 	"github.com/nixlive/nixlive/live"
 )
 
@@ -178,26 +179,14 @@ func (n *nixRunner) nixBuildInputs(dir, pkg, file, benchStore string, paths []st
 	return trees, tAdd
 }
 
-// nixRunner runs Debian's Nix tools on a chroot store only: every command
-// gets --store, a scratch HOME, no build users, no substituters, and
-// nothing of the caller's Nix environment. (internal/boottest/nixtest does
-// the same for tests, but links "testing".)
+// nixRunner runs Debian's Nix tools on a chroot store only
+// (chrootnix: --store, a scratch HOME, no build users, no substituters).
 type nixRunner struct{ store, home string }
 
 func (n *nixRunner) run(tool string, args ...string) (wall, cpu time.Duration, stdout []byte) {
 	checkHostNix()
-	cmd := exec.Command(tool, append([]string{"--store", n.store, "--option", "build-users-group", ""}, args...)...)
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "HOME" || strings.HasPrefix(k, "NIX_") || strings.HasPrefix(k, "XDG_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	cmd.Env = append(env, "HOME="+n.home, "XDG_CACHE_HOME="+filepath.Join(n.home, ".cache"),
-		"XDG_CONFIG_HOME="+filepath.Join(n.home, ".config"), "NIX_USER_CONF_FILES=",
-		"NIX_CONFIG=build-users-group =\nsubstituters =")
+	cmd := exec.Command(tool, append(chrootnix.Args(n.store), args...)...)
+	cmd.Env = chrootnix.Env(n.home)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	start := time.Now()

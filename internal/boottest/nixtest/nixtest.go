@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/nixlive/nixlive/internal/copyfile"
+	"github.com/nixlive/nixlive/internal/nix/chrootnix"
 )
 
 // tools are the programs the helpers run; HaveNix checks them all so that
@@ -68,43 +69,11 @@ func CopyStorePaths(t testing.TB, fromRoot, toRoot string, paths []string) {
 	}
 }
 
-// env is the environment for Nix tools: a private HOME (nix-instantiate
-// and nix-env write caches and profiles there), the store's build-users
-// group switched off (there is no nixbld group to drop privileges to, and
-// Nix warns about it on every call), no network, and nothing inherited
-// that would point Nix at a daemon or another store.
-func env(t testing.TB) []string {
-	t.Helper()
-	home := t.TempDir()
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "HOME", k == "NIX_REMOTE", k == "NIX_CONFIG", k == "NIX_PATH",
-			k == "XDG_CACHE_HOME", k == "XDG_CONFIG_HOME", k == "XDG_DATA_HOME",
-			strings.HasPrefix(k, "NIX_STORE"), strings.HasPrefix(k, "NIX_STATE"),
-			strings.HasPrefix(k, "NIX_CONF"), strings.HasPrefix(k, "NIX_USER_CONF"):
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out,
-		"HOME="+home,
-		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		// An empty user config dir list keeps ~/.config/nix/nix.conf of
-		// the real user out of the picture.
-		"NIX_USER_CONF_FILES=",
-		// No substituters: nix-build would otherwise ask cache.nixos.org
-		// about every output first (seconds of network timeouts here).
-		"NIX_CONFIG=build-users-group =\nsubstituters =",
-	)
-}
+// env is chrootnix.Env with a HOME of the test's own.
+func env(t testing.TB) []string { return chrootnix.Env(t.TempDir()) }
 
 // commonArgs go first on every command line.
-func commonArgs(storeRoot string) []string {
-	return []string{"--store", storeRoot, "--option", "build-users-group", ""}
-}
+func commonArgs(storeRoot string) []string { return chrootnix.Args(storeRoot) }
 
 // Exec runs tool (nix-store, nix-instantiate or nix-build) with `--store storeRoot`
 // and args, feeding stdin, and returns stdout, stderr and the error; it
