@@ -33,12 +33,22 @@ func inspectSecureBoot(w io.Writer, r io.ReaderAt, im *iso9660.Image, entries []
 		if !e.Mode.IsRegular() || e.Size < 2 || e.Size > maxEFIBinary || e.Extents > 1 {
 			continue
 		}
+		efiImage := isEFIImage(im, e)
+		// Only PE images and the EFI image are read whole; the store
+		// image, the kernel's neighbours and the rest are not.
+		magic := make([]byte, 2)
+		if _, err := r.ReadAt(magic, int64(e.LBA)*2048); err != nil {
+			return fmt.Errorf("%s: %w", e.Path, err)
+		}
+		if !efiImage && string(magic) != "MZ" {
+			continue
+		}
 		data := make([]byte, e.Size)
 		if _, err := r.ReadAt(data, int64(e.LBA)*2048); err != nil {
 			return fmt.Errorf("%s: %w", e.Path, err)
 		}
 		name := strings.TrimPrefix(e.Path, "/")
-		if isEFIImage(im, e) {
+		if efiImage {
 			fb, err := fatBinaries(name, data)
 			if err != nil {
 				unreadable = append(unreadable, err.Error())
