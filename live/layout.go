@@ -28,6 +28,9 @@ const (
 	Stage1TimelinePath = "/run/nixlive/stage1.json"
 	// TimelinePath holds both stages' steps once stage 2 has run.
 	TimelinePath = "/run/nixlive/timeline.json"
+	// RebuildDBNote is stage 1's note to stage 2 that the persistent Nix
+	// database must be loaded from the image's registration again.
+	RebuildDBNote = "/run/nixlive/persistence-rebuild-db"
 )
 
 // Files on the medium and in the initrd.

@@ -20,13 +20,6 @@ import (
 // to read its image identity before the new root exists.
 const mediumStage = "/nixlive-medium"
 
-// RebuildDBPath is the file stage 1 leaves for stage 2 when the Nix
-// database on the persistence file system is to be loaded from the
-// image's registration (PersistDecision.RebuildDB, with persistence on),
-// beside stage 1's timeline in /run. (Its home should be package live,
-// with the layout; stage 2 reads it.)
-var RebuildDBPath = path.Join(path.Dir(live.Stage1TimelinePath), "persistence-rebuild-db")
-
 // persistWait bounds the wait for the persistence device to show.
 const persistWait = 2 * time.Second
 
@@ -81,7 +74,7 @@ func (b *Boot) persistence(base MountPlan, fsType string) (PersistDecision, erro
 		detail = fmt.Sprintf("%s %s root=%v storeLayer=%v rebuildDB=%v", d.Mount.FSType, d.Mount.Source, d.Root, d.StoreLayer, d.RebuildDB)
 		if d.RebuildDB {
 			if err := writeRebuildDB(); err != nil {
-				b.Log.Warn("persistence: cannot leave the rebuild-db note for stage 2", "path", RebuildDBPath, "err", err)
+				b.Log.Warn("persistence: cannot leave the rebuild-db note for stage 2", "path", live.RebuildDBNote, "err", err)
 			}
 		}
 	}
@@ -352,8 +345,8 @@ func syncDir(dir string) error {
 }
 
 func writeRebuildDB() error {
-	if err := os.MkdirAll(path.Dir(RebuildDBPath), 0o755); err != nil {
+	if err := os.MkdirAll(path.Dir(live.RebuildDBNote), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(RebuildDBPath, []byte("the Nix database is to be loaded from the image's registration\n"), 0o644)
+	return os.WriteFile(live.RebuildDBNote, []byte("the Nix database is to be loaded from the image's registration\n"), 0o644)
 }

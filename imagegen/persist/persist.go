@@ -22,10 +22,12 @@ import (
 
 	"github.com/nixlive/nixlive/internal/atomicfile"
 	"github.com/nixlive/nixlive/internal/blockdev"
+	"github.com/nixlive/nixlive/live"
 )
 
-// Label is the file system label and the GPT partition name.
-const Label = "nixlive-rw"
+// Label is the file system label and the GPT partition name: the one
+// stage 1 looks for (live.PersistLabel).
+const Label = live.PersistLabel
 
 const (
 	// DefaultFileSize is the partition's size in a file without Size.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 
 	"golang.org/x/sys/unix"
 
@@ -27,8 +26,8 @@ func (c *checker) persistence(mode string) {
 		fmt.Sprintf("/=%s(%s) %s=%s(%s) rw-store=%s", ms["/"].fstype, ms["/"].source, live.PersistDir,
 			ms[live.PersistDir].fstype, ms[live.PersistDir].source, ms[live.RWStore].fstype))
 	// The note stage 1 leaves when the Nix database is to be rebuilt
-	// (stage1.RebuildDBPath): reported, for the test to judge.
-	_, err := os.Stat(path.Join(path.Dir(live.Stage1TimelinePath), "persistence-rebuild-db"))
+	// (live.RebuildDBNote): reported, for the test to judge.
+	_, err := os.Stat(live.RebuildDBNote)
 	c.check("persist-note", err == nil || errors.Is(err, os.ErrNotExist), fmt.Sprintf("rebuild-db=%v", err == nil))
 	const content = "written in the first boot\n"
 	switch mode {
